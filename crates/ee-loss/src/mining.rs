@@ -1,0 +1,75 @@
+//! Hard-positive / hard-negative (HPHN) mining over an expanded batch (METHOD.md section 4).
+//!
+//! ```text
+//! d_ap(i) = max_{j < B, y_j = y_i} D_ij                       originals only
+//! m_r     = min_c ( D_rc if y_c != y_r else max_c' D_rc' )      every expanded row r
+//! d_an(i) = min_{g = 0..n} m_{g B + i}                        anchor and its synthetic points
+//! ```
+//! Negatives may be synthetic; every max and min follows the reference's tie rule
+//! ([`crate::ties`]).
+
+use burn::tensor::{backend::Backend, Bool, Int, Tensor};
+
+use crate::expansion::ExpandedBatch;
+use crate::pairs::same_class;
+use crate::ties::{max_dim_all_ties, min_dim_all_ties};
+
+/// The hardest positive and negative distance of each original anchor.
+#[derive(Debug, Clone)]
+pub struct HardestPairs<B: Backend> {
+    /// `d_ap`: distance to the farthest original point of the anchor's class: [B].
+    pub positive_distance: Tensor<B, 1>,
+    /// `d_an`: the smallest distance between the anchor or one of its synthetic points and a
+    /// point (original or synthetic) of another class: [B].
+    pub negative_distance: Tensor<B, 1>,
+    /// Whether that hardest negative pair involves a synthetic point (on either side); a tie
+    /// between an original and a synthetic pair counts as original: [B].
+    pub negative_is_synthetic: Tensor<B, 1, Bool>,
+}
+
+/// Mines the hardest pairs of each original anchor from the expanded batch's distances
+/// `distances` [N, N] (usually [`ExpandedBatch::distance_matrix`]).
+pub fn hardest_pairs<B: Backend>(
+    batch: &ExpandedBatch<B>,
+    distances: Tensor<B, 2>,
+) -> HardestPairs<B> {
+    let b = batch.batch_size();
+    let groups = batch.n_inner_pts() + 1;
+    let n = batch.len();
+    let labels = batch.labels();
+    let is_positive = same_class(labels.clone(), labels); // [N, N]
+
+    // Hard positive among the original points.
+    let original_positive = is_positive.clone().slice([0..b, 0..b]);
+    let positive_distance = max_dim_all_ties(
+        distances
+            .clone()
+            .slice([0..b, 0..b])
+            .mask_fill(original_positive.bool_not(), 0.0),
+        1,
+    )
+    .reshape([b]);
+
+    // Hard negative of every expanded row; positives are pushed out by the row maximum.
+    let row_max = max_dim_all_ties(distances.clone(), 1); // [N, 1]
+    let negatives_only = distances.mask_where(is_positive, row_max.expand([n, n]));
+    let row_columns: Tensor<B, 2, Int> = negatives_only.clone().detach().argmin(1); // [N, 1]
+    let row_min = min_dim_all_ties(negatives_only, 1).reshape([groups, b]);
+
+    // Hardest over the anchor and its synthetic points.
+    let group_of_anchor = row_min.clone().detach().argmin(0); // [1, B]
+    let negative_distance = min_dim_all_ties(row_min, 0).reshape([b]);
+    let column = row_columns
+        .reshape([groups, b])
+        .gather(0, group_of_anchor.clone());
+    let negative_is_synthetic = group_of_anchor
+        .greater_elem(0)
+        .bool_or(column.greater_equal_elem(b as i64))
+        .reshape([b]);
+
+    HardestPairs {
+        positive_distance,
+        negative_distance,
+        negative_is_synthetic,
+    }
+}
