@@ -1,4 +1,58 @@
-//! `ee-eval`: retrieval and clustering metrics (Recall@K, MAP@R, NMI, F1) with exact,
-//! chunked k-NN and k-means on any burn backend.
+//! `ee-eval`: retrieval and clustering metrics for embeddings, exact and fast at SOP scale.
 //!
-//! Work in progress: see the project's issue on ee-eval.
+//! Give it embeddings (a `[n, dim]` burn tensor, a host [`EmbeddingMatrix`], or a `.npy`/CSV
+//! file) and one integer label per row; get an [`EvalReport`] that prints as a table and
+//! serialises to JSON.
+//!
+//! - **Recall@K** for any list of K: the fraction of queries with at least one same-class item
+//!   among their K nearest by squared euclidean distance, the query itself excluded.
+//! - **MAP@R** and **R-precision** (Musgrave et al., 2020), R = the number of other items of
+//!   the query's class.
+//! - **NMI** and pairwise **F1** of a k-means clustering with k = the number of classes
+//!   (k-means++ seeding, seeded restarts).
+//! - **Query/gallery** mode: separate sets, nothing excluded.
+//!
+//! Neighbours are exact and ordered by `(distance, index)`: ties between equal distances are
+//! broken by the lower gallery index. Distances are computed on the backend in chunks of
+//! queries, so the `n x n` matrix is never built (see [`knn`]). Queries whose class has no
+//! other item count as misses in Recall@K (denominator: all queries, as the paper's
+//! reference code) and are left out of MAP@R and R-precision (as pytorch-metric-learning);
+//! [`EvalReport::queries_without_positive`] says how many there were.
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use ee_eval::{evaluate_matrix, EmbeddingMatrix, EvalConfig};
+//!
+//! // Four 2-D embeddings, two classes.
+//! let x = EmbeddingMatrix::new(vec![0.0, 0.0, 0.0, 1.0, 9.0, 9.0, 9.0, 8.0], 2).unwrap();
+//! let labels = [7, 7, 3, 3];
+//! let config = EvalConfig::new().with_recall_ks(vec![1, 2]);
+//! let report = evaluate_matrix::<Flex>(&x, &labels, &config, &Default::default()).unwrap();
+//! assert_eq!(report.recall(1), Some(1.0));
+//! assert_eq!(report.clustering.as_ref().unwrap().nmi, 1.0);
+//! println!("{report}");                // a table
+//! let json = report.to_json();        // JSON
+//! # assert!(json.contains("recall_at_k"));
+//! ```
+
+pub mod clustering;
+pub mod error;
+pub mod evaluate;
+pub mod input;
+pub mod io;
+pub mod kmeans;
+pub mod knn;
+pub mod report;
+pub mod retrieval;
+
+pub use clustering::{normalized_mutual_information, pairwise_scores, PairwiseScores};
+pub use error::{EvalError, Result};
+pub use evaluate::{
+    evaluate, evaluate_matrix, evaluate_query_gallery, evaluate_query_gallery_matrix, EvalConfig,
+};
+pub use input::EmbeddingMatrix;
+pub use io::{load_csv, load_embeddings_npy, load_labels_npy};
+pub use kmeans::{kmeans, KMeansConfig, KMeansResult};
+pub use knn::{knn_query_gallery, knn_self, KnnConfig, Neighbour, Neighbours};
+pub use report::{ClusteringReport, EvalMode, EvalReport, RecallAtK};
+pub use retrieval::{average_precision_at_r, r_precision};

@@ -1,0 +1,387 @@
+//! Exact k nearest neighbours by squared euclidean distance, in chunks of queries.
+//!
+//! ```text
+//! screening, on the backend (f32):   d~(q, g) = |q|^2 + |g|^2 - 2 q.g
+//! ranking, on the host (f64):        d(q, g)  = sum_i (q_i - g_i)^2, summed in index order
+//! ```
+//!
+//! The `[chunk, gallery]` block of distances is computed on the burn backend (one matmul per
+//! chunk, the reference's formula), so memory stays bounded by `chunk_size * gallery * 4`
+//! bytes whatever the set size. Each block is read back and, for every query, the k-th
+//! smallest screening distance `t` found by an O(gallery) selection on the host (in parallel).
+//! Every item with `d~ <= t + 2e`, where `e` bounds the f32 rounding error of `d~`, is then
+//! re-scored with the f64 distance `d` and the k smallest kept, ordered by `(d, index)`.
+//!
+//! Why the second step: a matmul's rounding depends on its shape (the gemm path taken for
+//! 1, 3 or 512 rows differs in the last bits), so f32 distances alone would make the
+//! neighbours of near-tied items depend on the chunk size and the backend. The f64 ranking
+//! is a fixed function of the two embeddings: results are identical for every chunk size
+//! and equal a brute force computed in f64, while the screening keeps the cost to one matmul
+//! plus O(k * dim) host work per query. The bound `e` is
+//! `4 (dim + 4) u (|q|^2 + max_g |g|^2)` with `u` the matmul's unit roundoff (2^-24 for f32;
+//! raise [`KnnConfig::matmul_unit_roundoff`] for backends whose f32 matmul runs in TF32).
+//!
+//! Ties between equal distances are broken by the lower gallery index. (burn 0.21's
+//! `sort`/`topk_with_indices` are documented unstable, the flex backend has no `argtopk`, and
+//! CubeCL backends implement `sort` by reading the tensor back to the host anyway.)
+//!
+//! In self mode (one set against itself) a query never retrieves itself: its own index is
+//! skipped (only the diagonal; exact duplicates elsewhere in the set are kept).
+
+use burn::config::Config;
+use burn::tensor::{backend::Backend, Tensor};
+use rayon::prelude::*;
+
+use crate::error::EvalError;
+use crate::input::read_f32;
+
+/// How the k-NN search is chunked.
+#[derive(Config, Debug, PartialEq)]
+pub struct KnnConfig {
+    /// Queries per chunk: the backend holds a `[chunk_size, gallery]` block of distances
+    /// (512 x 60,502 x 4 bytes = 124 MB at SOP scale).
+    #[config(default = 512)]
+    pub chunk_size: usize,
+    /// Unit roundoff of the backend's f32 matmul, used to bound the screening error:
+    /// 2^-24 for true f32; 2^-11 for TF32.
+    #[config(default = 5.960464477539063e-8)]
+    pub matmul_unit_roundoff: f64,
+}
+
+impl KnnConfig {
+    /// Checks the configuration.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.chunk_size == 0 {
+            return Err(EvalError::InvalidConfig {
+                field: "chunk_size",
+                value: "0".into(),
+                rule: "must be at least 1",
+            });
+        }
+        if !(self.matmul_unit_roundoff > 0.0 && self.matmul_unit_roundoff < 0.01) {
+            return Err(EvalError::InvalidConfig {
+                field: "matmul_unit_roundoff",
+                value: self.matmul_unit_roundoff.to_string(),
+                rule: "must be in (0, 0.01)",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One retrieved gallery item.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbour {
+    /// Index into the gallery.
+    pub index: u32,
+    /// Squared euclidean distance to the query, `sum_i (q_i - g_i)^2` in f64.
+    pub distance: f64,
+}
+
+/// The k nearest gallery items of every query, nearest first, ties by lower index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    k: usize,
+    neighbours: Vec<Neighbour>,
+}
+
+impl Neighbours {
+    /// Number of neighbours per query.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Number of queries.
+    pub fn num_queries(&self) -> usize {
+        self.neighbours.len().checked_div(self.k).unwrap_or(0)
+    }
+
+    /// The neighbours of query `q`, nearest first.
+    pub fn of(&self, q: usize) -> &[Neighbour] {
+        &self.neighbours[q * self.k..(q + 1) * self.k]
+    }
+
+    /// The gallery indices of query `q`'s neighbours, nearest first.
+    pub fn indices_of(&self, q: usize) -> Vec<usize> {
+        self.of(q).iter().map(|n| n.index as usize).collect()
+    }
+}
+
+/// The k nearest neighbours of every item of `embeddings` (`[n, dim]`) among the others.
+///
+/// Errors if `k` exceeds `n - 1`, if `k` is 0, or if an embedding is not finite.
+pub fn knn_self<B: Backend>(
+    embeddings: Tensor<B, 2>,
+    k: usize,
+    config: &KnnConfig,
+) -> crate::Result<Neighbours> {
+    config.check()?;
+    crate::input::check_finite("embeddings", &embeddings)?;
+    let n = embeddings.dims()[0];
+    check_k(k, n.saturating_sub(1))?;
+    let rows = scan(
+        embeddings.clone(),
+        embeddings,
+        true,
+        config,
+        &|_| k,
+        &|_, found: &[Neighbour]| found.to_vec(),
+    )?;
+    Ok(Neighbours {
+        k,
+        neighbours: rows.into_iter().flatten().collect(),
+    })
+}
+
+/// The k nearest gallery items (`[m, dim]`) of every query (`[n, dim]`); no item is skipped.
+pub fn knn_query_gallery<B: Backend>(
+    queries: Tensor<B, 2>,
+    gallery: Tensor<B, 2>,
+    k: usize,
+    config: &KnnConfig,
+) -> crate::Result<Neighbours> {
+    config.check()?;
+    crate::input::check_finite("queries", &queries)?;
+    crate::input::check_finite("gallery", &gallery)?;
+    check_dims(&queries, &gallery)?;
+    check_k(k, gallery.dims()[0])?;
+    let rows = scan(
+        queries,
+        gallery,
+        false,
+        config,
+        &|_| k,
+        &|_, found: &[Neighbour]| found.to_vec(),
+    )?;
+    Ok(Neighbours {
+        k,
+        neighbours: rows.into_iter().flatten().collect(),
+    })
+}
+
+pub(crate) fn check_k(k: usize, gallery: usize) -> crate::Result<()> {
+    if k == 0 {
+        return Err(EvalError::InvalidConfig {
+            field: "k",
+            value: "0".into(),
+            rule: "must be at least 1",
+        });
+    }
+    if k > gallery {
+        return Err(EvalError::KTooLarge { k, gallery });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_dims<B: Backend>(
+    queries: &Tensor<B, 2>,
+    gallery: &Tensor<B, 2>,
+) -> crate::Result<()> {
+    let (q, g) = (queries.dims()[1], gallery.dims()[1]);
+    if q != g {
+        return Err(EvalError::DimensionMismatch {
+            queries: q,
+            gallery: g,
+        });
+    }
+    Ok(())
+}
+
+/// Runs the chunked search and hands every query's sorted neighbours to `visit`.
+///
+/// `k_of(q)` says how many neighbours query `q` needs (at most the gallery size, minus one in
+/// self mode); `visit(q, neighbours)` turns them into the per-query result. Inputs must have
+/// been checked finite.
+pub(crate) fn scan<B, T, K, V>(
+    queries: Tensor<B, 2>,
+    gallery: Tensor<B, 2>,
+    exclude_self: bool,
+    config: &KnnConfig,
+    k_of: &K,
+    visit: &V,
+) -> crate::Result<Vec<T>>
+where
+    B: Backend,
+    T: Send,
+    K: Fn(usize) -> usize + Sync,
+    V: Fn(usize, &[Neighbour]) -> T + Sync,
+{
+    let [n_queries, dim] = queries.dims();
+    let n_gallery = gallery.dims()[0];
+    let (query_set, gallery_set) = if exclude_self {
+        ("embeddings", "embeddings")
+    } else {
+        ("queries", "gallery")
+    };
+    // [1, m]
+    let gallery_sq = crate::input::squared_norms(gallery_set, &gallery)?;
+    let max_gallery_sq = read_f32(gallery_sq.clone())
+        .into_iter()
+        .fold(0.0f64, |m, v| m.max(v as f64));
+    let gallery_sq = gallery_sq.reshape([1, n_gallery]);
+    let query_host = read_f32(queries.clone());
+    let gallery_host = if exclude_self {
+        None
+    } else {
+        crate::input::squared_norms(query_set, &queries)?;
+        Some(read_f32(gallery.clone()))
+    };
+    let gallery_host: &[f32] = gallery_host.as_deref().unwrap_or(&query_host);
+    let error_factor = 4.0 * (dim as f64 + 4.0) * config.matmul_unit_roundoff;
+    // [dim, m]
+    let gallery_t = gallery.transpose();
+    let mut out = Vec::with_capacity(n_queries);
+    let mut start = 0;
+    while start < n_queries {
+        let end = (start + config.chunk_size).min(n_queries);
+        let chunk = queries.clone().slice([start..end, 0..dim]);
+        // [c, 1]
+        let chunk_sq = chunk.clone().powi_scalar(2).sum_dim(1);
+        // [c, m] = |q|^2 + |g|^2 - 2 q.g, in the reference's order of operations
+        let screening =
+            (chunk_sq + gallery_sq.clone()) - chunk.matmul(gallery_t.clone()).mul_scalar(2.0);
+        let block = read_f32(screening);
+        let results: Vec<T> = block
+            .par_chunks(n_gallery)
+            .enumerate()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(scratch, found), (i, row)| {
+                    let q = start + i;
+                    let query = &query_host[q * dim..(q + 1) * dim];
+                    let query_sq: f64 = query.iter().map(|&v| v as f64 * v as f64).sum();
+                    let slack = 2.0 * error_factor * (query_sq + max_gallery_sq);
+                    let exact =
+                        |j: usize| squared_distance(query, &gallery_host[j * dim..(j + 1) * dim]);
+                    let skip = exclude_self.then_some(q);
+                    select_nearest(row, skip, k_of(q), slack, &exact, scratch, found);
+                    visit(q, found)
+                },
+            )
+            .collect();
+        out.extend(results);
+        start = end;
+    }
+    Ok(out)
+}
+
+/// `sum_i (a_i - b_i)^2` in f64, summed in index order: the distance that ranks neighbours.
+pub fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = x as f64 - y as f64;
+            d * d
+        })
+        .sum()
+}
+
+/// Puts into `found` the `k` nearest entries of `row` (skipping index `skip`), ordered by
+/// `(exact(j), j)`. `row` holds screening distances within `slack / 2` of `exact`;
+/// `scratch` is reused between calls.
+pub(crate) fn select_nearest(
+    row: &[f32],
+    skip: Option<usize>,
+    k: usize,
+    slack: f64,
+    exact: &dyn Fn(usize) -> f64,
+    scratch: &mut Vec<f32>,
+    found: &mut Vec<Neighbour>,
+) {
+    found.clear();
+    if k == 0 {
+        return;
+    }
+    scratch.clear();
+    match skip {
+        Some(s) => {
+            scratch.extend_from_slice(&row[..s]);
+            scratch.extend_from_slice(&row[s + 1..]);
+        }
+        None => scratch.extend_from_slice(row),
+    }
+    debug_assert!(k <= scratch.len());
+    let (_, &mut kth, _) = scratch.select_nth_unstable_by(k - 1, f32::total_cmp);
+    let limit = kth as f64 + slack;
+    for (j, &d) in row.iter().enumerate() {
+        if (d as f64) <= limit && Some(j) != skip {
+            found.push(Neighbour {
+                index: j as u32,
+                distance: exact(j),
+            });
+        }
+    }
+    let order = |a: &Neighbour, b: &Neighbour| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then(a.index.cmp(&b.index))
+    };
+    if found.len() > k {
+        found.select_nth_unstable_by(k - 1, order);
+        found.truncate(k);
+    }
+    found.sort_unstable_by(order);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Selection where the screening distances are exact (slack 0).
+    fn select(row: &[f32], skip: Option<usize>, k: usize) -> Vec<(u32, f64)> {
+        let mut found = Vec::new();
+        let exact = |j: usize| row[j] as f64;
+        select_nearest(row, skip, k, 0.0, &exact, &mut Vec::new(), &mut found);
+        found.iter().map(|n| (n.index, n.distance)).collect()
+    }
+
+    #[test]
+    fn selection_orders_by_distance_then_index() {
+        let row = [3.0, 1.0, 2.0, 1.0, 0.5, 2.0];
+        assert_eq!(
+            select(&row, None, 4),
+            vec![(4, 0.5), (1, 1.0), (3, 1.0), (2, 2.0)]
+        );
+    }
+
+    #[test]
+    fn selection_keeps_lowest_indices_among_ties_at_the_boundary() {
+        let row = [5.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+        assert_eq!(select(&row, None, 3), vec![(5, 0.0), (1, 1.0), (2, 1.0)]);
+        assert_eq!(select(&row, Some(1), 3), vec![(5, 0.0), (2, 1.0), (3, 1.0)]);
+    }
+
+    #[test]
+    fn selection_skips_the_query_itself() {
+        let row = [0.0, 4.0, 3.0];
+        assert_eq!(select(&row, Some(0), 2), vec![(2, 3.0), (1, 4.0)]);
+        assert_eq!(select(&row, Some(2), 2), vec![(0, 0.0), (1, 4.0)]);
+    }
+
+    #[test]
+    fn rescoring_fixes_screening_errors_within_the_slack() {
+        // Screening says 1 < 2 (by 0.01), the exact distances say item 2 is nearer.
+        let row = [5.0f32, 1.0, 1.01];
+        let exact = |j: usize| [5.0, 1.02, 1.0][j];
+        let mut found = Vec::new();
+        select_nearest(&row, None, 1, 0.05, &exact, &mut Vec::new(), &mut found);
+        assert_eq!(
+            found,
+            vec![Neighbour {
+                index: 2,
+                distance: 1.0
+            }]
+        );
+    }
+
+    #[test]
+    fn squared_distance_is_the_f64_sum() {
+        assert_eq!(squared_distance(&[1.0, 2.0], &[4.0, -2.0]), 25.0);
+    }
+
+    #[test]
+    fn config_rejects_zero_chunk() {
+        let err = KnnConfig::new().with_chunk_size(0).check().unwrap_err();
+        assert!(err.to_string().contains("chunk_size"), "{err}");
+    }
+}
