@@ -1,4 +1,75 @@
-//! `ee-model`: GoogLeNet (Inception v1 with BatchNorm) + the embedding head, and
-//! pretrained-weight import.
+//! `ee-model`: the embedding network of Embedding Expansion, generic over burn backends.
 //!
-//! Work in progress: see the project's issue on ee-model.
+//! ```text
+//! images [N, 3, H, W] --GoogLeNet (conv1 .. inception5b)--> [N, 1024, H/32, W/32]
+//!   --global average pool--> [N, 1024] --Linear(1024, embed_dim)--> --L2 normalise--> [N, embed_dim]
+//! ```
+//!
+//! * [`GoogLeNet`]: torchvision's `googlenet` (Inception v1 with BatchNorm, eps 1e-3), with its
+//!   parameter names, so its ImageNet weights load ([`GoogLeNet::load_torchvision`]). Max pools
+//!   use PyTorch's `ceil_mode` ([`MaxPool2dCeil`]): 227 px gives 114 -> 57 -> 28 -> 14 -> 7.
+//! * [`EmbeddingHead`]: optional hidden layer, `Linear(in, embed_dim)` with MXNet's
+//!   `Xavier(magnitude=2)` init and zero bias, then `x / sqrt(sum x^2 + 1e-10)`. Used alone it
+//!   is the head-only model for precomputed features.
+//! * [`EmbeddingModel`]: both, as public fields `backbone` and `head`, so that a trainer can
+//!   split gradients per part (`GradientsParams::from_module(&mut grads, &model.backbone)`)
+//!   and give the backbone its own learning rate.
+//!
+//! Training mode (an autodiff backend) normalises with batch statistics and updates the
+//! BatchNorm running statistics; `model.valid()` (eval) uses the running statistics.
+//!
+//! # Pretrained weights
+//!
+//! Download torchvision's ImageNet GoogLeNet weights yourself (this crate never downloads):
+//! `https://download.pytorch.org/models/googlenet-1378be20.pth` (the file behind
+//! `torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1`, 6.6 M parameters, 26 MB), and pass its
+//! path as `pretrained = "path/to/googlenet-1378be20.pth"` in the model config. A safetensors
+//! file with the same keys works too. `aux1.*`, `aux2.*`, `fc.*` and `*.num_batches_tracked`
+//! are ignored; any other missing, unexpected or wrongly shaped key is an error that lists them.
+//!
+//! Those weights were ported from TensorFlow and expect inputs in `[-1, 1]`; torchvision
+//! therefore re-normalises ImageNet-normalised images inside the model (`transform_input`). We
+//! do the same ([`TRANSFORM_INPUT`]): with `pretrained` set, `transform_input` defaults to on,
+//! and the flag is stored with the model and in checkpoints. Feed the model images normalised
+//! with the ImageNet mean/std either way.
+//!
+//! # Example
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use burn::tensor::{Distribution, Tensor};
+//! use ee_model::EmbeddingModelConfig;
+//!
+//! let device = Default::default();
+//! // `.with_pretrained(Some("googlenet-1378be20.pth".into()))` loads torchvision's weights.
+//! let config = EmbeddingModelConfig::new().with_embed_dim(64);
+//! let model = config.init::<Flex>(&device)?;
+//! let images = Tensor::<Flex, 4>::random([1, 3, 32, 32], Distribution::Default, &device);
+//! let embeddings = model.forward(images); // [1, 64], unit L2 norm
+//! assert_eq!(embeddings.dims(), [1, 64]);
+//! # Ok::<(), ee_model::ModelError>(())
+//! ```
+//!
+//! Checkpoints of our own runs: [`EmbeddingModel::save_checkpoint`] writes `<stem>.mpk`
+//! (burn's named MessagePack recorder, full precision) and `<stem>.json` (the config);
+//! [`EmbeddingModel::load_checkpoint`] reads both back.
+
+mod error;
+mod googlenet;
+mod head;
+mod model;
+mod pool;
+mod weights;
+
+pub use error::ModelError;
+pub use googlenet::{
+    apply_transform_input, BasicConv2d, BasicConv2dConfig, GoogLeNet, GoogLeNetConfig, Inception,
+    GOOGLENET_FEATURES, TRANSFORM_INPUT,
+};
+pub use head::{
+    global_avg_pool, l2_normalize, xavier_bound, EmbeddingHead, EmbeddingHeadConfig,
+    L2_NORM_EPSILON,
+};
+pub use model::{EmbeddingModel, EmbeddingModelConfig};
+pub use pool::{pool_output_size, MaxPool2dCeil};
+pub use weights::{detect_format, ImportReport, WeightFormat};

@@ -1,0 +1,303 @@
+//! The full embedding network (backbone + head), its config, and our own checkpoints.
+
+use std::path::{Path, PathBuf};
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use burn_store::ModuleSnapshot;
+
+use crate::error::ModelError;
+use crate::googlenet::{GoogLeNet, GoogLeNetConfig, GOOGLENET_FEATURES};
+use crate::head::{global_avg_pool, EmbeddingHead, EmbeddingHeadConfig};
+use crate::weights::ImportReport;
+
+/// Settings of the [`EmbeddingModel`]; the `[model]` section of a run config.
+///
+/// ```toml
+/// embed_dim = 512
+/// pretrained = "/data/weights/googlenet-1378be20.pth"
+/// ```
+#[derive(Config, Debug)]
+pub struct EmbeddingModelConfig {
+    /// Embedding size (the reference: 512).
+    #[config(default = 512)]
+    pub embed_dim: usize,
+    /// A torchvision-keyed GoogLeNet state dict to initialise the backbone from: torchvision's
+    /// ImageNet `googlenet-1378be20.pth`, or the same keys as safetensors. `None`: random
+    /// initialisation.
+    #[config(default = "None")]
+    pub pretrained: Option<String>,
+    /// Apply torchvision's `transform_input` re-normalisation in the backbone
+    /// ([`TRANSFORM_INPUT`](crate::TRANSFORM_INPUT)). `None` means "on exactly when
+    /// `pretrained` is set", as torchvision does for its ImageNet weights, which were trained
+    /// on inputs normalised to `[-1, 1]`; set `Some(false)` for weights that expect plain
+    /// ImageNet mean/std normalisation.
+    #[config(default = "None")]
+    pub transform_input: Option<bool>,
+    /// Optional hidden layer in the head (`None` in the reference).
+    #[config(default = "None")]
+    pub hidden_dim: Option<usize>,
+    /// BatchNorm epsilon of the backbone (torchvision: 1e-3).
+    #[config(default = 1e-3)]
+    pub bn_epsilon: f64,
+    /// BatchNorm running-statistics momentum of the backbone (PyTorch convention: 0.1).
+    #[config(default = 0.1)]
+    pub bn_momentum: f64,
+    /// Seed of the head's initialisation.
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+impl EmbeddingModelConfig {
+    /// Whether the backbone re-normalises its input (see
+    /// [`EmbeddingModelConfig::transform_input`]).
+    pub fn resolved_transform_input(&self) -> bool {
+        self.transform_input.unwrap_or(self.pretrained.is_some())
+    }
+
+    /// The backbone's settings.
+    pub fn backbone_config(&self) -> GoogLeNetConfig {
+        GoogLeNetConfig::new()
+            .with_bn_epsilon(self.bn_epsilon)
+            .with_bn_momentum(self.bn_momentum)
+            .with_transform_input(self.resolved_transform_input())
+    }
+
+    /// The head's settings.
+    pub fn head_config(&self) -> EmbeddingHeadConfig {
+        EmbeddingHeadConfig::new()
+            .with_in_features(GOOGLENET_FEATURES)
+            .with_embed_dim(self.embed_dim)
+            .with_hidden_dim(self.hidden_dim)
+            .with_seed(self.seed)
+    }
+
+    /// Checks every setting (without touching the `pretrained` file beyond its existence).
+    pub fn check(&self) -> Result<(), ModelError> {
+        self.backbone_config().check()?;
+        self.head_config().check()?;
+        if let Some(path) = &self.pretrained {
+            if !Path::new(path).is_file() {
+                return Err(ModelError::FileNotFound { path: path.into() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the model, loading `pretrained` into the backbone when set.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<EmbeddingModel<B>, ModelError> {
+        Ok(self.init_with_report(device)?.0)
+    }
+
+    /// As [`EmbeddingModelConfig::init`], also returning what the weight import did.
+    pub fn init_with_report<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<(EmbeddingModel<B>, Option<ImportReport>), ModelError> {
+        self.check()?;
+        let backbone = self.backbone_config().init(device)?;
+        let (backbone, report) = match &self.pretrained {
+            Some(path) => {
+                let (backbone, report) = backbone.load_torchvision(path)?;
+                (backbone, Some(report))
+            }
+            None => (backbone, None),
+        };
+        let head = self.head_config().init(device)?;
+        Ok((EmbeddingModel { backbone, head }, report))
+    }
+
+    /// The config to store with a checkpoint: the weights are in the checkpoint, so
+    /// `pretrained` is dropped and `transform_input` made explicit.
+    pub fn for_checkpoint(&self) -> Self {
+        self.clone()
+            .with_pretrained(None)
+            .with_transform_input(Some(self.resolved_transform_input()))
+    }
+}
+
+/// GoogLeNet -> global average pool -> [`EmbeddingHead`]: images `[batch, 3, H, W]` to
+/// unit-norm embeddings `[batch, embed_dim]`.
+///
+/// The two parts are public fields so that a trainer can give the backbone its own learning
+/// rate (split gradients with `GradientsParams::from_module(&mut grads, &model.backbone)` and
+/// `GradientsParams::from_module(&mut grads, &model.head)`).
+#[derive(Module, Debug)]
+pub struct EmbeddingModel<B: Backend> {
+    /// The GoogLeNet feature extractor.
+    pub backbone: GoogLeNet<B>,
+    /// The embedding head on the pooled 1024-d features.
+    pub head: EmbeddingHead<B>,
+}
+
+impl<B: Backend> EmbeddingModel<B> {
+    /// `[batch, 3, H, W]` (ImageNet mean/std normalised) -> `[batch, embed_dim]`.
+    ///
+    /// # Panics
+    /// On a malformed input; call [`EmbeddingModel::check_input`] on untrusted shapes.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let features = self.backbone.forward(images); // [batch, 1024, h, w]
+        self.head.forward(global_avg_pool(features)) // [batch, embed_dim]
+    }
+
+    /// The pooled 1024-d backbone features (for exporting frozen features).
+    pub fn pooled_features(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        global_avg_pool(self.backbone.forward(images))
+    }
+
+    /// Checks that `dims` is a batch of 3-channel images large enough for the backbone.
+    pub fn check_input(&self, dims: [usize; 4]) -> Result<(), ModelError> {
+        self.backbone.check_input(dims)
+    }
+
+    /// Embedding size.
+    pub fn embed_dim(&self) -> usize {
+        self.head.embed_dim()
+    }
+
+    /// Saves the weights (and BatchNorm running statistics) to `<stem>.mpk` and
+    /// `config.for_checkpoint()` to `<stem>.json`; returns both paths.
+    pub fn save_checkpoint(
+        &self,
+        stem: impl AsRef<Path>,
+        config: &EmbeddingModelConfig,
+    ) -> Result<[PathBuf; 2], ModelError> {
+        save_checkpoint(self.clone(), stem.as_ref(), &config.for_checkpoint())
+    }
+
+    /// Loads a checkpoint written by [`EmbeddingModel::save_checkpoint`]; returns the model
+    /// and its config.
+    pub fn load_checkpoint(
+        stem: impl AsRef<Path>,
+        device: &B::Device,
+    ) -> Result<(Self, EmbeddingModelConfig), ModelError> {
+        let stem = stem.as_ref();
+        let config: EmbeddingModelConfig = load_config(stem)?;
+        let model = config.for_checkpoint().init::<B>(device)?;
+        let model = load_weights(model, stem, device)?;
+        Ok((model, config))
+    }
+}
+
+impl<B: Backend> EmbeddingHead<B> {
+    /// Saves a head-only model (precomputed-feature training) to `<stem>.mpk` and its config
+    /// to `<stem>.json`.
+    pub fn save_checkpoint(
+        &self,
+        stem: impl AsRef<Path>,
+        config: &EmbeddingHeadConfig,
+    ) -> Result<[PathBuf; 2], ModelError> {
+        save_checkpoint(self.clone(), stem.as_ref(), config)
+    }
+
+    /// Loads a head saved by [`EmbeddingHead::save_checkpoint`].
+    pub fn load_checkpoint(
+        stem: impl AsRef<Path>,
+        device: &B::Device,
+    ) -> Result<(Self, EmbeddingHeadConfig), ModelError> {
+        let stem = stem.as_ref();
+        let config: EmbeddingHeadConfig = load_config(stem)?;
+        let head = config.init::<B>(device)?;
+        Ok((load_weights(head, stem, device)?, config))
+    }
+}
+
+fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+    NamedMpkFileRecorder::<FullPrecisionSettings>::new()
+}
+
+/// `<stem>.mpk` and `<stem>.json`, appending (a stem like `best.epoch5` keeps its dot).
+fn checkpoint_paths(stem: &Path) -> [PathBuf; 2] {
+    let with_suffix = |suffix: &str| {
+        let mut path = stem.as_os_str().to_owned();
+        path.push(suffix);
+        PathBuf::from(path)
+    };
+    [with_suffix(".mpk"), with_suffix(".json")]
+}
+
+fn save_checkpoint<B: Backend, M: Module<B>, C: Config>(
+    module: M,
+    stem: &Path,
+    config: &C,
+) -> Result<[PathBuf; 2], ModelError> {
+    let [weights, config_path] = checkpoint_paths(stem);
+    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::Checkpoint {
+            path: dir.to_path_buf(),
+            message: format!("cannot create directory: {e}"),
+        })?;
+    }
+    module
+        .save_file(weights.clone(), &recorder())
+        .map_err(|e| ModelError::Checkpoint {
+            path: weights.clone(),
+            message: e.to_string(),
+        })?;
+    config
+        .save(&config_path)
+        .map_err(|e| ModelError::Checkpoint {
+            path: config_path.clone(),
+            message: e.to_string(),
+        })?;
+    Ok([weights, config_path])
+}
+
+fn load_config<C: Config>(stem: &Path) -> Result<C, ModelError> {
+    let [_, config_path] = checkpoint_paths(stem);
+    if !config_path.is_file() {
+        return Err(ModelError::FileNotFound { path: config_path });
+    }
+    C::load(&config_path).map_err(|e| ModelError::Checkpoint {
+        path: config_path,
+        message: format!("bad config: {e}"),
+    })
+}
+
+fn load_weights<B: Backend, M: Module<B>>(
+    module: M,
+    stem: &Path,
+    device: &B::Device,
+) -> Result<M, ModelError> {
+    let [weights, _] = checkpoint_paths(stem);
+    if !weights.is_file() {
+        return Err(ModelError::FileNotFound { path: weights });
+    }
+    let expected = param_shapes(&module);
+    let loaded = module
+        .load_file(weights.clone(), &recorder(), device)
+        .map_err(|e| ModelError::Checkpoint {
+            path: weights.clone(),
+            message: format!("cannot load weights: {e}"),
+        })?;
+    // burn's recorder takes tensors as stored: a checkpoint of another shape would load.
+    let found = param_shapes(&loaded);
+    let differing: Vec<String> = expected
+        .iter()
+        .zip(&found)
+        .filter(|(e, f)| e != f)
+        .map(|((path, e), (_, f))| format!("{path}: config says {e:?}, file has {f:?}"))
+        .collect();
+    if !differing.is_empty() || expected.len() != found.len() {
+        return Err(ModelError::Checkpoint {
+            path: weights,
+            message: format!(
+                "weights do not fit the stored config: {}",
+                differing.join("; ")
+            ),
+        });
+    }
+    Ok(loaded)
+}
+
+/// `(path, shape)` of every tensor of a module, in visiting order.
+fn param_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+    module
+        .collect(None, None, false)
+        .into_iter()
+        .map(|s| (s.full_path(), s.shape.to_vec()))
+        .collect()
+}

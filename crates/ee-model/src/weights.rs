@@ -1,0 +1,224 @@
+//! Import of torchvision-keyed GoogLeNet state dicts (`.pth` pickles and safetensors).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use burn_store::{
+    ApplyError, ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
+
+use crate::error::ModelError;
+use crate::googlenet::GoogLeNet;
+
+/// torchvision keys that are deliberately not loaded: the auxiliary classifiers, the ImageNet
+/// classifier and BatchNorm's batch counters (burn's BatchNorm has none).
+fn is_ignored_key(key: &str) -> bool {
+    ["aux1.", "aux2.", "fc."]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+        || key.ends_with(".num_batches_tracked")
+}
+
+/// torchvision's `inceptionX.branch4` is `Sequential(MaxPool2d, BasicConv2d)`; our pool holds
+/// no parameters, so its convolution is element 0 of [`Inception::branch4`](crate::Inception).
+const KEY_REMAPPING: [(&str, &str); 1] = [(r"\.branch4\.1\.", ".branch4.0.")];
+
+/// The two formats a torchvision-keyed state dict can come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// `torch.save(state_dict)`: a zip archive (PyTorch >= 1.6) or a legacy pickle/tar.
+    Pytorch,
+    /// A safetensors file with the same keys.
+    Safetensors,
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// The detected file format.
+    pub format: WeightFormat,
+    /// How many tensors were loaded.
+    pub applied: usize,
+    /// Keys in the file that were ignored on purpose (aux classifiers, fc, batch counters).
+    pub ignored: Vec<String>,
+}
+
+/// Detects the format from the file's first bytes (extensions vary: `.pth`, `.pt`, `.bin`).
+pub fn detect_format(path: &Path) -> Result<WeightFormat, ModelError> {
+    if !path.is_file() {
+        return Err(ModelError::FileNotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let unreadable = |message: String| ModelError::UnreadableWeights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut head = Vec::with_capacity(512);
+    File::open(path)
+        .and_then(|f| f.take(512).read_to_end(&mut head))
+        .map_err(|e| unreadable(e.to_string()))?;
+    let is_zip = head.starts_with(b"PK\x03\x04");
+    let is_pickle = head.first() == Some(&0x80);
+    let is_tar = head.get(257..262) == Some(b"ustar".as_slice());
+    if is_zip || is_pickle || is_tar {
+        return Ok(WeightFormat::Pytorch);
+    }
+    // safetensors: u64 little-endian header length, then a JSON object.
+    if head.len() > 8 && head[8] == b'{' {
+        return Ok(WeightFormat::Safetensors);
+    }
+    Err(unreadable(
+        "neither a PyTorch state dict (.pth) nor a safetensors file".into(),
+    ))
+}
+
+impl<B: Backend> GoogLeNet<B> {
+    /// Loads a torchvision-keyed GoogLeNet state dict (torchvision's
+    /// `googlenet-1378be20.pth`, or the same keys in safetensors) into the backbone.
+    ///
+    /// Every backbone parameter and BatchNorm running statistic must be present with the right
+    /// shape; `aux1.*`, `aux2.*`, `fc.*` and `*.num_batches_tracked` are ignored; any other key
+    /// is an error. This does not switch on [`GoogLeNet::transform_input`]: the caller decides
+    /// (see [`EmbeddingModelConfig`](crate::EmbeddingModelConfig), which does).
+    pub fn load_torchvision(
+        mut self,
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, ImportReport), ModelError> {
+        let path = path.as_ref();
+        let format = detect_format(path)?;
+        let unreadable = |message: String| ModelError::UnreadableWeights {
+            path: path.to_path_buf(),
+            message,
+        };
+        // Validation and completeness are checked below, to report every problem at once.
+        let result = match format {
+            WeightFormat::Pytorch => {
+                let mut store = PytorchStore::from_file(path)
+                    .map_indices_contiguous(false)
+                    .validate(false)
+                    .allow_partial(true);
+                for (from, to) in KEY_REMAPPING {
+                    store = store.with_key_remapping(from, to);
+                }
+                self.load_from(&mut store)
+                    .map_err(|e| unreadable(e.to_string()))?
+            }
+            WeightFormat::Safetensors => {
+                let mut store = SafetensorsStore::from_file(path)
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .map_indices_contiguous(false)
+                    .validate(false)
+                    .allow_partial(true);
+                for (from, to) in KEY_REMAPPING {
+                    store = store.with_key_remapping(from, to);
+                }
+                self.load_from(&mut store)
+                    .map_err(|e| unreadable(e.to_string()))?
+            }
+        };
+        let report = check_result(path, format, result)?;
+        Ok((self, report))
+    }
+}
+
+/// The torchvision key of a burn parameter path: BatchNorm `gamma`/`beta` are torchvision's
+/// `weight`/`bias`, and `branch4.0` is torchvision's `branch4.1` (see [`KEY_REMAPPING`]).
+fn torchvision_key(path: &str) -> String {
+    let path = path.replace(".branch4.0.", ".branch4.1.");
+    if let Some(prefix) = path.strip_suffix(".bn.gamma") {
+        format!("{prefix}.bn.weight")
+    } else if let Some(prefix) = path.strip_suffix(".bn.beta") {
+        format!("{prefix}.bn.bias")
+    } else {
+        path
+    }
+}
+
+/// Turns burn-store's result into our report or error, naming everything with torchvision's
+/// keys (those the user's file has).
+fn check_result(
+    path: &Path,
+    format: WeightFormat,
+    result: ApplyResult,
+) -> Result<ImportReport, ModelError> {
+    let applied: BTreeSet<String> = result.applied.iter().map(|p| torchvision_key(p)).collect();
+    // burn-store finds BatchNorm's gamma/beta under torchvision's weight/bias but still lists
+    // those keys as unused: they were used.
+    let mut failed = BTreeSet::new();
+    let mut wrong_shape = Vec::new();
+    let mut other = Vec::new();
+    for error in result.errors {
+        match error {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => {
+                let key = torchvision_key(&path);
+                wrong_shape.push(format!(
+                    "{key}: expected {:?}, found {:?}",
+                    expected.to_vec(),
+                    found.to_vec()
+                ));
+                failed.insert(key);
+            }
+            ApplyError::DTypeMismatch { ref path, .. }
+            | ApplyError::AdapterError { ref path, .. }
+            | ApplyError::LoadError { ref path, .. } => {
+                failed.insert(torchvision_key(path));
+                other.push(error.to_string());
+            }
+        }
+    }
+    // A key is unexpected when nothing took it: not applied, not failed, not ignored.
+    let (ignored, unexpected): (Vec<String>, Vec<String>) = result
+        .unused
+        .iter()
+        .map(|key| torchvision_key(key))
+        .filter(|key| !applied.contains(key) && !failed.contains(key))
+        .partition(|key| is_ignored_key(key));
+    let missing: Vec<String> = result
+        .missing
+        .iter()
+        .map(|(p, _)| torchvision_key(p))
+        .filter(|key| !failed.contains(key))
+        .collect();
+    if missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty() && other.is_empty() {
+        Ok(ImportReport {
+            format,
+            applied: applied.len(),
+            ignored,
+        })
+    } else {
+        Err(ModelError::WeightMismatch {
+            path: path.to_path_buf(),
+            missing,
+            unexpected,
+            wrong_shape,
+            other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_paths_map_to_torchvision_keys() {
+        assert_eq!(torchvision_key("conv1.bn.gamma"), "conv1.bn.weight");
+        assert_eq!(torchvision_key("conv1.bn.beta"), "conv1.bn.bias");
+        assert_eq!(torchvision_key("conv1.conv.weight"), "conv1.conv.weight");
+        assert_eq!(
+            torchvision_key("inception3a.branch4.0.bn.running_var"),
+            "inception3a.branch4.1.bn.running_var"
+        );
+        assert!(is_ignored_key("aux2.fc1.weight"));
+        assert!(is_ignored_key("conv1.bn.num_batches_tracked"));
+        assert!(!is_ignored_key("conv1.bn.weight"));
+    }
+}

@@ -1,0 +1,302 @@
+//! The head, BatchNorm modes, checkpoints and the gradient split a trainer uses.
+
+mod support;
+
+use burn::backend::{Autodiff, Flex};
+use burn::config::Config;
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::tensor::{Distribution, ElementConversion, Tensor};
+use ee_model::{
+    xavier_bound, BasicConv2dConfig, EmbeddingHead, EmbeddingHeadConfig, EmbeddingModel,
+    EmbeddingModelConfig, ModelError,
+};
+use support::max_abs_diff;
+
+type B = Flex;
+type AD = Autodiff<Flex>;
+
+fn row_norms(x: Tensor<B, 2>) -> Vec<f32> {
+    x.square()
+        .sum_dim(1)
+        .sqrt()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn head_output_has_unit_norm() {
+    let device = Default::default();
+    for hidden_dim in [None, Some(32)] {
+        let head = EmbeddingHeadConfig::new()
+            .with_in_features(48)
+            .with_embed_dim(16)
+            .with_hidden_dim(hidden_dim)
+            .init::<B>(&device)
+            .unwrap();
+        let features = Tensor::<B, 2>::random([5, 48], Distribution::Normal(0.0, 3.0), &device);
+        let embeddings = head.forward(features);
+        assert_eq!(embeddings.dims(), [5, 16]);
+        for norm in row_norms(embeddings) {
+            assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        }
+    }
+    // A zero row stays zero (the epsilon keeps it finite).
+    let head = EmbeddingHeadConfig::new()
+        .with_in_features(4)
+        .with_embed_dim(3)
+        .init::<B>(&device)
+        .unwrap();
+    let out = head.forward(Tensor::zeros([1, 4], &device));
+    assert_eq!(out.into_data().to_vec::<f32>().unwrap(), vec![0.0; 3]);
+}
+
+#[test]
+fn head_init_is_mxnet_xavier_with_zero_bias() {
+    let device = Default::default();
+    let config = EmbeddingHeadConfig::new().with_seed(7);
+    let head = config.init::<B>(&device).unwrap();
+    let weights = head
+        .embedding
+        .weight
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    assert_eq!(head.embedding.weight.dims(), [1024, 512]);
+    let bound = xavier_bound(1024, 512) as f32; // sqrt(2 / 768)
+    let max = weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    assert!(
+        max <= bound && max > 0.99 * bound,
+        "max {max} bound {bound}"
+    );
+    let mean = weights.iter().sum::<f32>() / weights.len() as f32;
+    let var = weights.iter().map(|w| (w - mean).powi(2)).sum::<f32>() / weights.len() as f32;
+    assert!(mean.abs() < 1e-3);
+    // U(-a, a) has variance a^2 / 3.
+    assert!(
+        (var / (bound * bound / 3.0) - 1.0).abs() < 0.01,
+        "var {var}"
+    );
+    let bias = head
+        .embedding
+        .bias
+        .as_ref()
+        .unwrap()
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    assert!(bias.iter().all(|&b| b == 0.0));
+
+    // The seed decides the weights, on any backend.
+    let again = config.init::<B>(&device).unwrap().embedding.weight.val();
+    assert_eq!(again.into_data().to_vec::<f32>().unwrap(), weights);
+    let other = config
+        .with_seed(8)
+        .init::<B>(&device)
+        .unwrap()
+        .embedding
+        .weight
+        .val();
+    assert_ne!(other.into_data().to_vec::<f32>().unwrap(), weights);
+}
+
+#[test]
+fn batchnorm_uses_batch_statistics_in_training_and_running_ones_in_eval() {
+    let device = Default::default();
+    let layer = BasicConv2dConfig::new(2, 3, 1).init::<AD>(&device);
+    let x = Tensor::<AD, 4>::random([4, 2, 3, 3], Distribution::Normal(1.0, 2.0), &device);
+    let z = layer.conv.forward(x.clone()); // [4, 3, 3, 3], before BatchNorm
+    let y = layer.forward(x.clone());
+
+    // Training: per channel over (batch, h, w), biased variance, gamma 1, beta 0, eps 1e-3.
+    let zc = z.clone().swap_dims(0, 1).reshape([3, 36]);
+    let mean = zc.clone().mean_dim(1); // [3, 1]
+    let var = (zc.clone() - mean.clone()).square().mean_dim(1);
+    let expected = ((zc - mean.clone()) / (var.clone() + 1e-3).sqrt())
+        .clamp_min(0.0)
+        .reshape([3, 4, 3, 3])
+        .swap_dims(0, 1);
+    assert!(max_abs_diff(y.inner(), expected.inner()) < 1e-5);
+
+    // Running statistics moved by momentum 0.1 from (0, 1) (`value()` may lag one update).
+    let running_mean = layer.bn.running_mean.value_sync().inner();
+    let running_var = layer.bn.running_var.value_sync().inner();
+    let want_mean = mean.clone().inner().reshape([3]) * 0.1;
+    let want_var = var.inner().reshape([3]) * 0.1 + 0.9;
+    assert!(max_abs_diff(running_mean.clone(), want_mean) < 1e-6);
+    assert!(max_abs_diff(running_var.clone(), want_var) < 1e-6);
+
+    // Eval: running statistics, independent of the batch.
+    let eval = layer.valid();
+    let xi = x.inner();
+    let zi = z.inner();
+    let y_eval = eval.forward(xi.clone());
+    let shape = [1, 3, 1, 1];
+    let expected = ((zi - running_mean.reshape(shape))
+        / (running_var.reshape(shape) + 1e-3).sqrt())
+    .clamp_min(0.0);
+    assert!(max_abs_diff(y_eval.clone(), expected) < 1e-5);
+    let first_alone = eval.forward(xi.slice([0..1]));
+    assert!(max_abs_diff(first_alone, y_eval.slice([0..1])) < 1e-6);
+}
+
+#[test]
+fn full_model_train_mode_depends_on_the_batch_and_eval_does_not() {
+    let device = Default::default();
+    let model = EmbeddingModelConfig::new()
+        .with_embed_dim(8)
+        .init::<AD>(&device)
+        .unwrap();
+    let a = Tensor::<AD, 4>::random([1, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let b = Tensor::<AD, 4>::random([1, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let c = Tensor::<AD, 4>::random([1, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let ab = model.forward(Tensor::cat(vec![a.clone(), b], 0)).inner();
+    let ac = model
+        .forward(Tensor::cat(vec![a.clone(), c.clone()], 0))
+        .inner();
+    assert!(max_abs_diff(ab.slice([0..1]), ac.slice([0..1])) > 1e-4);
+
+    let eval = model.valid();
+    let (a, c) = (a.inner(), c.inner());
+    let alone = eval.forward(a.clone());
+    let with_c = eval.forward(Tensor::cat(vec![a, c], 0));
+    assert!(max_abs_diff(alone, with_c.slice([0..1])) < 1e-5);
+}
+
+#[test]
+fn gradients_split_between_backbone_and_head() {
+    let device = Default::default();
+    let model = EmbeddingModelConfig::new()
+        .with_embed_dim(8)
+        .init::<AD>(&device)
+        .unwrap();
+    let images = Tensor::<AD, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let embeddings = model.forward(images);
+    let loss = embeddings.clone().slice([0..1]).sum() - embeddings.slice([1..2]).sum();
+    let mut grads = loss.backward();
+    let backbone = GradientsParams::from_module(&mut grads, &model.backbone);
+    let head = GradientsParams::from_module(&mut grads, &model.head);
+    // 57 convs + 57 x (gamma, beta); the head's weight and bias.
+    assert_eq!(backbone.len(), 57 * 3);
+    assert_eq!(head.len(), 2);
+    let g = head.get::<Flex, 2>(model.head.embedding.weight.id).unwrap();
+    let largest: f32 = g.abs().max().into_scalar().elem();
+    assert!(largest > 0.0);
+}
+
+#[test]
+fn checkpoint_round_trip_keeps_weights_running_stats_and_config() {
+    let device = Default::default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddingModelConfig::new()
+        .with_embed_dim(8)
+        .with_hidden_dim(Some(16))
+        .with_seed(3);
+    let model = config.init::<AD>(&device).unwrap();
+    // One training step's forward moves the running statistics away from (0, 1).
+    let images = Tensor::<AD, 4>::random([2, 3, 32, 32], Distribution::Normal(0.5, 1.0), &device);
+    let _ = model.forward(images);
+    let model = model.valid();
+
+    let stem = dir.path().join("runs").join("best.epoch5");
+    let [weights, config_path] = model.save_checkpoint(&stem, &config).unwrap();
+    assert!(weights.ends_with("best.epoch5.mpk") && weights.is_file());
+    assert!(config_path.ends_with("best.epoch5.json") && config_path.is_file());
+
+    let (loaded, loaded_config) = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap();
+    assert_eq!(loaded_config.embed_dim, 8);
+    assert_eq!(loaded_config.hidden_dim, Some(16));
+    assert_eq!(loaded_config.transform_input, Some(false));
+    assert_eq!(loaded_config.pretrained, None);
+    let x = Tensor::<B, 4>::random([2, 3, 36, 36], Distribution::Normal(0.0, 1.0), &device);
+    assert_eq!(
+        model
+            .forward(x.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+        loaded
+            .forward(x.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    );
+    let fresh = config.init::<B>(&device).unwrap();
+    assert!(max_abs_diff(model.forward(x.clone()), fresh.forward(x)) > 1e-4);
+
+    // Head-only checkpoints too.
+    let head_config = EmbeddingHeadConfig::new()
+        .with_in_features(12)
+        .with_embed_dim(4)
+        .with_seed(9);
+    let head = head_config.init::<B>(&device).unwrap();
+    let head_stem = dir.path().join("head");
+    head.save_checkpoint(&head_stem, &head_config).unwrap();
+    let (loaded_head, _) = EmbeddingHead::<B>::load_checkpoint(&head_stem, &device).unwrap();
+    let f = Tensor::<B, 2>::random([3, 12], Distribution::Default, &device);
+    assert_eq!(
+        max_abs_diff(head.forward(f.clone()), loaded_head.forward(f)),
+        0.0
+    );
+}
+
+#[test]
+fn bad_checkpoints_and_configs_are_clear_errors() {
+    let device = Default::default();
+    let dir = tempfile::tempdir().unwrap();
+    let stem = dir.path().join("none");
+    let err = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap_err();
+    assert!(matches!(err, ModelError::FileNotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("none.json"));
+
+    // A config with a corrupt weight file next to it.
+    let config = EmbeddingModelConfig::new().with_embed_dim(4);
+    let model = config.init::<B>(&device).unwrap();
+    let stem = dir.path().join("ckpt");
+    let [weights, config_path] = model.save_checkpoint(&stem, &config).unwrap();
+    std::fs::write(&weights, b"garbage").unwrap();
+    let err = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap_err();
+    assert!(matches!(err, ModelError::Checkpoint { .. }), "{err:?}");
+    assert!(err.to_string().contains("ckpt.mpk"));
+    std::fs::write(&config_path, b"{ not json").unwrap();
+    let err = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap_err();
+    assert!(err.to_string().contains("ckpt.json"), "{err}");
+
+    // A checkpoint of another embedding size does not load into the wrong shape silently.
+    let other = EmbeddingModelConfig::new().with_embed_dim(6);
+    let stem = dir.path().join("mixed");
+    let [weights6, _] = other
+        .init::<B>(&device)
+        .unwrap()
+        .save_checkpoint(&stem, &other)
+        .unwrap();
+    config.save(dir.path().join("mixed.json")).unwrap();
+    let _ = weights6;
+    let result = EmbeddingModel::<B>::load_checkpoint(&stem, &device);
+    assert!(
+        result.is_err(),
+        "a 6-d checkpoint loaded under a 4-d config"
+    );
+
+    for (bad, field) in [
+        (EmbeddingModelConfig::new().with_embed_dim(0), "embed_dim"),
+        (
+            EmbeddingModelConfig::new().with_bn_momentum(1.5),
+            "bn_momentum",
+        ),
+        (
+            EmbeddingModelConfig::new().with_bn_epsilon(0.0),
+            "bn_epsilon",
+        ),
+        (
+            EmbeddingModelConfig::new().with_hidden_dim(Some(0)),
+            "hidden_dim",
+        ),
+    ] {
+        let err = bad.init::<B>(&device).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+    }
+}
