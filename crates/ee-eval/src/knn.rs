@@ -1,14 +1,15 @@
 //! Exact k nearest neighbours by squared euclidean distance, in chunks of queries.
 //!
 //! ```text
-//! screening, on the backend (f32):   d~(q, g) = |q|^2 + |g|^2 - 2 q.g
+//! screening (f32, dot products on the backend):  d~(q, g) = |q|^2 + |g|^2 - 2 q.g
 //! ranking, on the host (f64):        d(q, g)  = sum_i (q_i - g_i)^2, summed in index order
 //! ```
 //!
-//! The `[chunk, gallery]` block of distances is computed on the burn backend (one matmul per
-//! chunk, the reference's formula), so memory stays bounded by `chunk_size * gallery * 4`
-//! bytes whatever the set size. Each block is read back and, for every query, the k-th
-//! smallest screening distance `t` found by an O(gallery) selection on the host (in parallel).
+//! The `[chunk, gallery]` block of dot products is computed on the burn backend (one matmul
+//! per chunk), so memory stays bounded by `chunk_size * gallery * 4` bytes whatever the set
+//! size. Each block is read back; for every query (in parallel on the host) the norms are
+//! added in the reference's order and the k-th smallest screening distance `t` is found by
+//! an O(gallery) selection.
 //! Every item with `d~ <= t + 2e`, where `e` bounds the f32 rounding error of `d~`, is then
 //! re-scored with the f64 distance `d` and the k smallest kept, ordered by `(d, index)`.
 //!
@@ -214,11 +215,8 @@ where
         ("queries", "gallery")
     };
     // [1, m]
-    let gallery_sq = crate::input::squared_norms(gallery_set, &gallery)?;
-    let max_gallery_sq = read_f32(gallery_sq.clone())
-        .into_iter()
-        .fold(0.0f64, |m, v| m.max(v as f64));
-    let gallery_sq = gallery_sq.reshape([1, n_gallery]);
+    let gallery_sq = read_f32(crate::input::squared_norms(gallery_set, &gallery)?);
+    let max_gallery_sq = gallery_sq.iter().fold(0.0f64, |m, &v| m.max(v as f64));
     let query_host = read_f32(queries.clone());
     let gallery_host = if exclude_self {
         None
@@ -235,19 +233,26 @@ where
     while start < n_queries {
         let end = (start + config.chunk_size).min(n_queries);
         let chunk = queries.clone().slice([start..end, 0..dim]);
-        // [c, 1]
-        let chunk_sq = chunk.clone().powi_scalar(2).sum_dim(1);
-        // [c, m] = |q|^2 + |g|^2 - 2 q.g, in the reference's order of operations
-        let screening =
-            (chunk_sq + gallery_sq.clone()) - chunk.matmul(gallery_t.clone()).mul_scalar(2.0);
-        let block = read_f32(screening);
-        let results: Vec<T> = block
+        // [c]
+        let chunk_sq = read_f32(chunk.clone().powi_scalar(2).sum_dim(1));
+        // [c, m]: only the dot products come back; the norms are added on the host while
+        // building each row, saving three passes over the block on the backend.
+        let dots = read_f32(chunk.matmul(gallery_t.clone()));
+        let results: Vec<T> = dots
             .par_chunks(n_gallery)
             .enumerate()
             .map_init(
-                || (Vec::new(), Vec::new()),
-                |(scratch, found), (i, row)| {
+                || (Vec::new(), Vec::new(), Vec::new()),
+                |(row, scratch, found), (i, dot_row)| {
                     let q = start + i;
+                    // |q|^2 + |g|^2 - 2 q.g, in the reference's order of operations (f32)
+                    row.clear();
+                    row.extend(
+                        dot_row
+                            .iter()
+                            .zip(&gallery_sq)
+                            .map(|(&dot, &g_sq)| (chunk_sq[i] + g_sq) - 2.0 * dot),
+                    );
                     let query = &query_host[q * dim..(q + 1) * dim];
                     let query_sq: f64 = query.iter().map(|&v| v as f64 * v as f64).sum();
                     let slack = 2.0 * error_factor * (query_sq + max_gallery_sq);
