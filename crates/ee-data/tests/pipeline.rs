@@ -449,3 +449,58 @@ fn invalid_loader_settings_are_refused() {
         .to_string();
     assert!(err.contains("prefetch_batches = 0"), "{err}");
 }
+
+#[test]
+fn cmyk_jpegs_become_rgb() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cmyk.jpg");
+    // 16 x 8: left half pure magenta + yellow (= red), right half full black
+    let mut data = Vec::new();
+    for _y in 0..8 {
+        for x in 0..16 {
+            data.extend_from_slice(if x < 8 {
+                &[0, 255, 255, 0]
+            } else {
+                &[0, 0, 0, 255]
+            });
+        }
+    }
+    let encoder = jpeg_encoder::Encoder::new_file(&path, 100).unwrap();
+    encoder
+        .encode(&data, 16, 8, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    let rgb = ee_data::load_rgb(&path, None).unwrap();
+    assert_eq!(rgb.dimensions(), (16, 8));
+    let red = rgb.get_pixel(2, 4).0;
+    let black = rgb.get_pixel(13, 4).0;
+    assert!(
+        red[0] > 200 && red[1] < 50 && red[2] < 50,
+        "CMYK red decoded as {red:?}"
+    );
+    assert!(
+        black.iter().all(|&v| v < 50),
+        "CMYK black decoded as {black:?}"
+    );
+}
+
+#[test]
+fn dropping_the_iterator_early_stops_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.png");
+    save(&RgbImage::from_pixel(64, 64, Rgb([9, 9, 9])), &path);
+    let split = Split::new(vec![item(path, 0)], "t").unwrap();
+    let loader = LoaderConfig::new()
+        .with_image_size(32)
+        .with_workers(2)
+        .with_prefetch_batches(2)
+        .init(&split)
+        .unwrap();
+    let plan = BatchPlan {
+        batches: vec![vec![0; 8]; 200],
+        ..BatchPlan::test(1, 1)
+    };
+    let mut iter = loader.iter::<B>(plan, &Default::default());
+    assert_eq!(iter.remaining(), 200);
+    iter.next().unwrap().unwrap();
+    drop(iter); // must return promptly (joins the threads) rather than decode all 200 batches
+}

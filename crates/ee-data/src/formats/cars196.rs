@@ -320,6 +320,61 @@ mod tests {
     }
 
     #[test]
+    fn reads_mixed_integer_classes_as_in_the_original_file() {
+        // The original stores each number in the smallest integer class that holds it
+        // (uint8 or uint16, varying per element), the path as a char array.
+        let fields: Vec<String> = [
+            "relative_im_path",
+            "bbox_x1",
+            "bbox_y1",
+            "bbox_x2",
+            "bbox_y2",
+            "class",
+            "test",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let values = vec![
+            MatVariable::from("car_ims/000001.jpg"),
+            MatVariable::from(112u8),
+            MatVariable::from(7u8),
+            MatVariable::from(853u16),
+            MatVariable::from(717u16),
+            MatVariable::from(1u8),
+            MatVariable::from(0u8),
+            MatVariable::from("car_ims/000002.jpg"),
+            MatVariable::from(48u8),
+            MatVariable::from(24u8),
+            MatVariable::from(441u16),
+            MatVariable::from(202u8),
+            MatVariable::from(196u8),
+            MatVariable::from(1u8),
+        ];
+        let mut mat = MatFile::new();
+        mat.insert(
+            "annotations",
+            MatVariable::StructureArray(StructureArray::new(vec![1, 2], fields, values).unwrap()),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CARS196_ANNOTATIONS);
+        matrw::save_matfile_v7(path.to_str().unwrap(), mat, true).unwrap();
+        let annos = read_cars_annotations(&path).unwrap();
+        assert_eq!(annos[0].corners, [112, 7, 853, 717]);
+        assert_eq!(
+            annos[0].bbox(),
+            BoundingBox {
+                x: 112,
+                y: 7,
+                width: 741,
+                height: 710
+            }
+        );
+        assert_eq!((annos[1].class, annos[1].test), (196, true));
+        assert_eq!(annos[1].relative_im_path, "car_ims/000002.jpg");
+    }
+
+    #[test]
     fn corrupt_mat_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(CARS196_ANNOTATIONS);
