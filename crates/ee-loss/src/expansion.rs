@@ -106,14 +106,17 @@ impl EmbeddingExpansion {
         let x_odd = embeddings.clone().select(0, odd_rows); // [B/2, D]
 
         // Only s_t(i) for even i: the odd rows' points are the same ones in reverse order.
-        let total = (n + 1) as f64;
+        // Divide by a tensor, not a scalar: burn-autodiff 0.21 computes the backward of
+        // `div_scalar` with the reciprocal in f32, which costs f64 users 1e-7 of gradient
+        // accuracy. Forward bits are the same either way (IEEE division).
+        let total = x_even.clone().detach().full_like((n + 1) as f64);
         let mut parts = Vec::with_capacity(n + 1);
         parts.push(embeddings);
         for t in 1..=n {
             // The reference's `anchor * left + pos * right` with anchor = partner (odd row).
             let inner = (x_odd.clone().mul_scalar(t as f64)
                 + x_even.clone().mul_scalar((n + 1 - t) as f64))
-            .div_scalar(total);
+                / total.clone();
             parts.push(if self.l2_norm {
                 l2_normalize(inner)
             } else {
