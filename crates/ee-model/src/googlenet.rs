@@ -264,8 +264,8 @@ impl GoogLeNetConfig {
 }
 
 /// torchvision's GoogLeNet feature extractor, conv1 .. inception5b (no aux classifiers, no
-/// pooling, no fc): `[batch, 3, H, W]` -> `[batch, 1024, H', W']` with `H' = ceil(H / 32)` for
-/// the usual sizes (224 -> 7, 227 -> 7).
+/// pooling, no fc): `[batch, 3, H, W]` -> `[batch, 1024, H', W']`, 7x7 for 224 and 227 px
+/// ([`GoogLeNet::feature_map_size`] gives it for any size).
 ///
 /// ```text
 /// conv1 7x7/2 p3 -> maxpool 3x3/2 ceil -> conv2 1x1 -> conv3 3x3 p1 -> maxpool 3x3/2 ceil
