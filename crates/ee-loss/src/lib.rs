@@ -42,17 +42,33 @@
 //! # Ok::<(), ee_loss::LossError>(())
 //! ```
 
+pub mod anchor_pairs;
 pub mod batch;
 pub mod distance;
 mod error;
 pub mod expansion;
 pub mod hphn;
+pub mod lifted;
+pub mod loss_config;
+pub mod masked;
 pub mod mining;
+pub mod multi_similarity;
+pub mod npair;
+pub mod pair_loss;
 pub mod pairs;
+pub mod parameter_checks;
 pub mod reduction;
+pub mod similarity;
 pub mod ties;
+pub mod triplet;
 
 pub use error::LossError;
 pub use expansion::{EmbeddingExpansion, EmbeddingExpansionConfig, ExpandedBatch};
 pub use hphn::{HphnOutput, HphnStats, HphnTripletLoss, HphnTripletLossConfig};
+pub use lifted::{LiftedStructureLoss, LiftedStructureLossConfig};
+pub use loss_config::{Loss, LossConfig, LOSS_NAMES};
+pub use multi_similarity::{MultiSimilarityLoss, MultiSimilarityLossConfig};
+pub use npair::{NPairLoss, NPairLossConfig};
+pub use pair_loss::{LossOutput, LossStats, PairLoss};
 pub use reduction::Reduction;
+pub use triplet::{TripletLoss, TripletLossConfig, TripletNegatives};
