@@ -1,17 +1,28 @@
 //! `cargo xtask`: the project's developer commands (`cargo xtask --help`).
 //!
-//! `cargo xtask train CONFIG [--backend flex|cuda] [--set key=value ...]` builds the `ee`
-//! binary in release mode with the chosen backend's cargo feature and runs `ee train`.
+//! `cargo xtask train CONFIG [--backend flex|cpu|cuda] [--set key=value ...] [--resume]`
+//! builds the `ee` binary in release mode with the chosen backend's cargo feature and runs
+//! `ee train`. The backend defaults to the config's `run.backend`.
 
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "\
 cargo xtask: developer commands for embedding-expansion
 
 USAGE:
-    cargo xtask train CONFIG [--backend flex|cuda] [--set key=value ...]
-        Build `ee` (release, with the backend's feature) and run `ee train CONFIG`.
-        The backend defaults to flex (CPU); `--backend cuda` trains on the GPU.
+    cargo xtask train CONFIG [--backend flex|cpu|cuda] [--set section.key=value ...] [--resume] [--quiet]
+        Build `ee` (release, with the backend's cargo feature) and run `ee train CONFIG`.
+        The backend defaults to the config's run.backend; `--backend cpu` (an alias of flex)
+        switches a GPU config to the CPU for debugging.
+
+    cargo xtask eval CONFIG --checkpoint PATH [--backend ...] [--set ...]
+        Build `ee` the same way and run `ee eval`.
+
+EXAMPLES:
+    cargo xtask train configs/demo.toml
+    cargo xtask train configs/inner2.toml
+    cargo xtask train configs/inner2.toml --backend cpu --set schedule.epochs=1
 ";
 
 /// Backends the `ee` binary can be built with, each a cargo feature of `ee-cli`.
@@ -34,38 +45,106 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
-        Some("train") => train(&args[1..]),
-        Some(other) => Err(format!("unknown command `{other}`; see `cargo xtask --help`")),
+        Some(command @ ("train" | "eval")) => run_ee(command, &args[1..]),
+        Some(other) => Err(format!(
+            "unknown command `{other}`; see `cargo xtask --help`"
+        )),
     }
 }
 
-fn train(args: &[String]) -> Result<ExitCode, String> {
-    let mut backend = "flex".to_string();
+/// `cpu` and `ndarray` (the issue's name for the CPU backend) are aliases of `flex`.
+fn canonical_backend(name: &str) -> Result<&'static str, String> {
+    match name {
+        "flex" | "cpu" | "ndarray" => Ok("flex"),
+        "cuda" => Ok("cuda"),
+        other => Err(format!(
+            "unknown backend `{other}`; choose one of {BACKENDS:?} (or cpu)"
+        )),
+    }
+}
+
+/// The config's `run.backend` after the `--set` overrides, if it names one.
+fn config_backend(config: &str, sets: &[String]) -> Result<Option<String>, String> {
+    for kv in sets.iter().rev() {
+        if let Some(value) = kv.trim().strip_prefix("run.backend=") {
+            return Ok(Some(value.trim().trim_matches('"').to_string()));
+        }
+    }
+    let text =
+        std::fs::read_to_string(config).map_err(|e| format!("cannot read config {config}: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        format!(
+            "{config}: {}",
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    })?;
+    Ok(table
+        .get("run")
+        .and_then(|r| r.get("backend"))
+        .and_then(|b| b.as_str())
+        .map(str::to_string))
+}
+
+fn run_ee(command: &str, args: &[String]) -> Result<ExitCode, String> {
+    let mut backend = None;
+    let mut sets = Vec::new();
     let mut passthrough = Vec::new();
     let mut config = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--backend" => {
-                backend = it.next().ok_or("`--backend` needs a value (flex or cuda)")?.clone();
+                backend = Some(
+                    it.next()
+                        .ok_or("`--backend` needs a value (flex, cpu or cuda)")?
+                        .clone(),
+                );
             }
-            "--set" => {
-                let kv = it.next().ok_or("`--set` needs a `key=value` argument")?;
-                passthrough.extend(["--set".to_string(), kv.clone()]);
+            "--set" => sets.push(
+                it.next()
+                    .ok_or("`--set` needs a `section.key=value` argument")?
+                    .clone(),
+            ),
+            "--checkpoint" => {
+                let path = it.next().ok_or("`--checkpoint` needs a path")?;
+                passthrough.extend(["--checkpoint".to_string(), path.clone()]);
             }
             flag if flag.starts_with('-') => passthrough.push(flag.to_string()),
             path if config.is_none() => config = Some(path.to_string()),
             extra => return Err(format!("unexpected argument `{extra}`")),
         }
     }
-    let config = config.ok_or("missing CONFIG: `cargo xtask train configs/inner2.toml`")?;
-    if !BACKENDS.contains(&backend.as_str()) {
-        return Err(format!("unknown backend `{backend}`; choose one of {BACKENDS:?}"));
+    let config = config.ok_or(format!(
+        "missing CONFIG: `cargo xtask {command} configs/demo.toml`"
+    ))?;
+    if !Path::new(&config).is_file() {
+        return Err(format!("no such config file: {config}"));
     }
+    let backend = match backend {
+        Some(b) => canonical_backend(&b)?,
+        None => match config_backend(&config, &sets)? {
+            Some(b) => canonical_backend(&b).map_err(|e| format!("{config}: run.backend: {e}"))?,
+            None => "flex",
+        },
+    };
+    // The binary is built for exactly this backend; record it in the run's config too.
+    sets.push(format!("run.backend={backend}"));
+    eprintln!("building ee (release, backend {backend}) ...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["run", "--release", "--package", "ee-cli", "--no-default-features"])
-        .args(["--features", &backend, "--", "train", &config])
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "ee-cli",
+            "--no-default-features",
+        ])
+        .args(["--features", backend, "--bin", "ee", "--", command, &config])
+        .args(sets.iter().flat_map(|kv| ["--set".to_string(), kv.clone()]))
         .args(&passthrough)
         .status()
         .map_err(|e| format!("could not run cargo: {e}"))?;
@@ -74,4 +153,36 @@ fn train(args: &[String]) -> Result<ExitCode, String> {
         Some(code) => ExitCode::from(code.clamp(1, 255) as u8),
         None => ExitCode::FAILURE,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_aliases() {
+        assert_eq!(canonical_backend("cpu").unwrap(), "flex");
+        assert_eq!(canonical_backend("ndarray").unwrap(), "flex");
+        assert_eq!(canonical_backend("cuda").unwrap(), "cuda");
+        assert!(canonical_backend("tpu").is_err());
+    }
+
+    #[test]
+    fn backend_comes_from_the_config_or_the_last_set() {
+        let dir = std::env::temp_dir().join(format!("xtask-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[run]\nbackend = \"cuda\"\noutput_dir = \"x\"\n").unwrap();
+        let p = path.to_str().unwrap();
+        assert_eq!(config_backend(p, &[]).unwrap().as_deref(), Some("cuda"));
+        assert_eq!(
+            config_backend(p, &["run.backend=cpu".into()])
+                .unwrap()
+                .as_deref(),
+            Some("cpu")
+        );
+        std::fs::write(&path, "[run]\noutput_dir = \"x\"\n").unwrap();
+        assert_eq!(config_backend(p, &[]).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

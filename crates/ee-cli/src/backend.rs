@@ -1,0 +1,43 @@
+//! The backend this binary was built with (`cuda` when that feature is on, else `flex`).
+
+use burn::backend::Autodiff;
+
+use crate::error::{CliError, Result};
+
+/// The compute backend.
+#[cfg(feature = "cuda")]
+pub type Compute = burn::backend::Cuda;
+/// The compute backend.
+#[cfg(all(feature = "flex", not(feature = "cuda")))]
+pub type Compute = burn::backend::Flex;
+
+/// The training backend (with gradients).
+pub type Train = Autodiff<Compute>;
+
+/// The device type.
+pub type Device = burn::tensor::ops::Device<Compute>;
+
+/// Opens the default device, turning a panic (no GPU, no driver) into an error.
+pub fn open_device() -> Result<Device> {
+    let name = crate::config::BackendName::compiled().as_str();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| {
+        let device = Device::default();
+        let probe = burn::tensor::Tensor::<Compute, 1>::zeros([1], &device);
+        let _ = probe.into_data();
+        device
+    });
+    std::panic::set_hook(previous);
+    result.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the device failed to start".into());
+        CliError::Device {
+            backend: name,
+            message: message.lines().next().unwrap_or_default().to_string(),
+        }
+    })
+}

@@ -1,0 +1,115 @@
+//! `ee data check`: reads every image of both splits once and reports what is wrong.
+
+use std::collections::BTreeMap;
+
+use ee_data::{load_rgb, Split};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::RunConfig;
+use crate::dataset::open_dataset;
+use crate::error::{CliError, Result};
+
+/// What `ee data check` found in one split.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SplitReport {
+    /// Images.
+    pub images: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Fewest images of a class.
+    pub min_per_class: usize,
+    /// Most images of a class.
+    pub max_per_class: usize,
+    /// Smallest width x height seen.
+    pub min_size: (u32, u32),
+    /// Largest width x height seen.
+    pub max_size: (u32, u32),
+    /// Images that could not be read, with why.
+    pub problems: Vec<String>,
+}
+
+fn check_split(name: &str, split: &Split, use_bbox: bool, quiet: bool) -> SplitReport {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(split.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{name} [{{bar:30}}] {{pos}}/{{len}} images ({{elapsed}}<{{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut per_class: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut report = SplitReport {
+        images: split.len(),
+        min_size: (u32::MAX, u32::MAX),
+        ..Default::default()
+    };
+    for item in split.items() {
+        *per_class.entry(item.class_id).or_default() += 1;
+        match load_rgb(&item.path, if use_bbox { item.bbox } else { None }) {
+            Ok(image) => {
+                let (w, h) = image.dimensions();
+                report.min_size = (report.min_size.0.min(w), report.min_size.1.min(h));
+                report.max_size = (report.max_size.0.max(w), report.max_size.1.max(h));
+            }
+            Err(e) => report.problems.push(e.to_string()),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    report.classes = per_class.len();
+    report.min_per_class = per_class.values().copied().min().unwrap_or(0);
+    report.max_per_class = per_class.values().copied().max().unwrap_or(0);
+    if report.min_size.0 == u32::MAX {
+        report.min_size = (0, 0);
+    }
+    report
+}
+
+/// Runs the check and prints a summary; an error when any image is unreadable or a class has
+/// fewer than two images (no positive pair to train or retrieve).
+pub fn data_check(config: &RunConfig, quiet: bool) -> Result<()> {
+    let dataset = open_dataset(config)?;
+    let use_bbox = config.get().data.use_bbox;
+    let mut failed = 0;
+    for (name, split) in [("train", &dataset.train), ("test", &dataset.test)] {
+        let r = check_split(name, split, use_bbox, quiet);
+        println!(
+            "{name}: {} images, {} classes ({}..={} images per class), sizes {}x{} ..= {}x{}, {} unreadable",
+            r.images,
+            r.classes,
+            r.min_per_class,
+            r.max_per_class,
+            r.min_size.0,
+            r.min_size.1,
+            r.max_size.0,
+            r.max_size.1,
+            r.problems.len()
+        );
+        for p in r.problems.iter().take(20) {
+            println!("  {p}");
+        }
+        if r.problems.len() > 20 {
+            println!("  ... and {} more", r.problems.len() - 20);
+        }
+        failed += r.problems.len();
+        if r.min_per_class < 2 {
+            println!("  a {name} class has fewer than 2 images: it can give no positive pair");
+            failed += 1;
+        }
+    }
+    let k = config.get().schedule.instances_per_class;
+    println!(
+        "sampler: {k} instances per class; classes with fewer images are drawn with replacement"
+    );
+    if failed > 0 {
+        return Err(CliError::DataCheck(format!(
+            "data check found {failed} problem(s), listed above"
+        )));
+    }
+    println!("data check passed");
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! From the `[data]` section to an [`ee_data::Dataset`], writing the synthetic dataset first
+//! when the config asks for one that is not there yet.
+
+use std::path::{Path, PathBuf};
+
+use ee_data::formats::{self, FolderSplit};
+use ee_data::{Dataset, SynthImageFormat, SynthLayout, SynthOptions};
+
+use crate::config::{DataFormat, RunConfig, SyntheticSection};
+use crate::error::Result;
+
+/// Where the synthetic dataset's reference-format files live under its root.
+pub fn synthetic_meta_dir(root: &Path) -> PathBuf {
+    root.join("cars196")
+}
+
+/// Writes `ee data synth`'s dataset (CARS196 layout with the reference's meta files) to `root`.
+pub fn write_synthetic(root: &Path, options: &SyntheticSection) -> Result<ee_data::SynthDataset> {
+    let synth = SynthOptions::new()
+        .with_num_classes(options.num_classes)
+        .with_images_per_class(options.images_per_class)
+        .with_width(options.image_side)
+        .with_height(options.image_side)
+        .with_seed(options.seed)
+        .with_format(SynthImageFormat::Jpeg)
+        .with_layouts(vec![SynthLayout::Cars196]);
+    Ok(ee_data::write_synthetic_dataset(root, &synth)?)
+}
+
+/// Reads the dataset the config names; for `format = "synthetic"` writes it first if
+/// `root/cars196/train.txt` is missing (and says so on stderr).
+pub fn open_dataset(config: &RunConfig) -> Result<Dataset> {
+    let d = &config.get().data;
+    let boxes = d.use_bbox;
+    let dataset = match d.format {
+        DataFormat::Synthetic => {
+            let dir = synthetic_meta_dir(&d.root);
+            if !dir.join("train.txt").is_file() {
+                let options = config.synthetic().cloned().unwrap_or_default();
+                eprintln!(
+                    "writing a synthetic dataset to {} ({} classes x {} images, {} px)",
+                    d.root.display(),
+                    options.num_classes,
+                    options.images_per_class,
+                    options.image_side
+                );
+                write_synthetic(&d.root, &options)?;
+            }
+            formats::read_meta_dataset(&dir, &dir.join("train.txt"), &dir.join("test.txt"))?
+        }
+        DataFormat::ReferenceMeta => formats::read_meta_dataset(
+            &d.root,
+            &d.root.join(&d.train_split),
+            &d.root.join(&d.test_split),
+        )?,
+        DataFormat::Cars196 => formats::read_cars196(
+            &d.root,
+            d.train_classes.unwrap_or(formats::CARS196_TRAIN_CLASSES),
+            boxes,
+        )?,
+        DataFormat::Cub => formats::read_cub(
+            &d.root,
+            d.train_classes.unwrap_or(formats::CUB_TRAIN_CLASSES),
+            boxes,
+        )?,
+        DataFormat::Sop => formats::read_sop(&d.root)?,
+        DataFormat::Folder => {
+            formats::read_folder_tree(&d.root, &FolderSplit::File(d.root.join(&d.train_split)))?
+        }
+    };
+    Ok(dataset)
+}

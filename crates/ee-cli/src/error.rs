@@ -1,0 +1,111 @@
+//! The binary's error type: every failure as one line for the user.
+
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+
+/// Everything `ee` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// Reading the dataset, sampling or loading images failed.
+    #[error("data: {0}")]
+    Data(#[from] ee_data::DataError),
+    /// Building the network or loading weights failed.
+    #[error("model: {0}")]
+    Model(#[from] ee_model::ModelError),
+    /// The loss refused its input.
+    #[error("loss: {0}")]
+    Loss(#[from] ee_loss::LossError),
+    /// Evaluation failed.
+    #[error("evaluation: {0}")]
+    Eval(#[from] ee_eval::EvalError),
+    /// A file of the run could not be written or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A checkpoint is unreadable or does not fit.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("loss is {value} at epoch {epoch}, step {step}: training stopped; {}", match checkpoint {
+        Some(p) => format!("the last good checkpoint {} is intact (lower optimizer.lr, then `--resume`)", p.display()),
+        None => "no checkpoint had been written yet (lower optimizer.lr and start again)".to_string(),
+    })]
+    NonFiniteLoss {
+        /// Epoch (1-based).
+        epoch: u64,
+        /// Global step (1-based).
+        step: u64,
+        /// The value.
+        value: f64,
+        /// The last checkpoint written, if any.
+        checkpoint: Option<PathBuf>,
+    },
+    /// The run directory already holds a run.
+    #[error("{} already holds a run (last.mpk): pass --resume to continue it, or set another run.output_dir (e.g. --set run.output_dir=runs/new)", dir.display())]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// `--resume` without a checkpoint.
+    #[error("--resume: no checkpoint {} to resume from", path.display())]
+    NothingToResume {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// The config asks for a backend this binary was not built with.
+    #[error("run.backend = \"{wanted}\" but this `ee` was built for {built}: use `cargo xtask train CONFIG` (it builds the right backend), or pass --set run.backend={built}")]
+    Backend {
+        /// Backend in the config.
+        wanted: &'static str,
+        /// Backend compiled in.
+        built: &'static str,
+    },
+    /// The compute device failed to start (no GPU, no driver).
+    #[error("cannot use the {backend} device: {message}")]
+    Device {
+        /// Backend name.
+        backend: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// `ee data check` found problems.
+    #[error("{0}")]
+    DataCheck(String),
+}
+
+impl CliError {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CliError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code: 2 for configuration errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_)
+            | CliError::Backend { .. }
+            | CliError::RunExists { .. }
+            | CliError::NothingToResume { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Shorthand.
+pub type Result<T, E = CliError> = std::result::Result<T, E>;

@@ -1,0 +1,563 @@
+//! The training loop (METHOD.md sections 5-7):
+//!
+//! ```text
+//! sampler -> image pipeline -> network (BatchNorm in train mode) -> expansion + loss
+//!   -> backward -> split gradients: backbone at lr * base_lr_mult, head at lr (two optimisers)
+//!   -> multi-step lr decay in iterations -> every N epochs: Recall@K on the test split
+//! ```
+//!
+//! The run directory holds `config.toml` (resolved), `metrics.jsonl`, `tensorboard/` event
+//! files, `last.mpk` (end of every epoch) and `best.mpk` (best Recall@1). `--resume`
+//! continues from `last.mpk` exactly: the sampler and the augmentation are keyed by
+//! (seed, epoch, batch), and the checkpoint holds the weights, BatchNorm statistics and both
+//! optimisers' moments.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ElementConversion;
+use ee_data::{BatchPlan, ImageLoader, LoaderConfig, SamplerConfig, SamplerState};
+use ee_loss::{EmbeddingExpansionConfig, HphnTripletLossConfig, Reduction};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::checkpoint::{self, CheckpointFile, TrainingState, CHECKPOINT_VERSION};
+use crate::config::{OptimizerName, ReductionName, RunConfig};
+use crate::dataset::open_dataset;
+use crate::error::{CliError, Result};
+use crate::evaluate::{embed_split, EvalSummary};
+use crate::events::EventWriter;
+use crate::metrics::{EvalLine, MetricsLog, TrainLine};
+use crate::network::{build_network, Network};
+use crate::schedule::MultiStepLr;
+
+/// Environment variable that poisons the loss with NaN at a global step (1-based): a hidden
+/// debugging aid for testing how a run stops.
+pub const POISON_ENV: &str = "EE_DEBUG_NAN_AT_STEP";
+
+/// Options of `ee train` beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from `last.mpk` in the run directory.
+    pub resume: bool,
+    /// Hide progress bars.
+    pub quiet: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    /// Epochs trained in total.
+    pub epochs: u64,
+    /// Optimiser steps in total.
+    pub steps: u64,
+    /// Best Recall@1.
+    pub best_recall1: f64,
+    /// Its epoch.
+    pub best_epoch: u64,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// Builds the loss a config describes.
+pub fn loss_config(config: &RunConfig) -> HphnTripletLossConfig {
+    let l = &config.get().loss;
+    HphnTripletLossConfig::new()
+        .with_margin(l.margin)
+        .with_soft_margin(l.soft_margin)
+        .with_reduction(match l.reduction {
+            ReductionName::Sum => Reduction::Sum,
+            ReductionName::Mean => Reduction::Mean,
+        })
+        .with_expansion(
+            EmbeddingExpansionConfig::new()
+                .with_n_inner_pts(l.n_inner_pts)
+                .with_l2_norm(l.ee_l2norm),
+        )
+}
+
+/// The image loader settings of a config (`train`: the train split).
+pub fn loader_config(config: &RunConfig) -> LoaderConfig {
+    let d = &config.get().data;
+    LoaderConfig::new()
+        .with_image_size(d.image_size)
+        .with_use_bbox(d.use_bbox)
+        .with_workers(d.workers)
+        .with_prefetch_batches(d.prefetch_batches)
+        .with_cache_images(d.cache_images)
+}
+
+fn progress(len: u64, quiet: bool, template: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Trains the run a config describes on backend `B`.
+pub fn train<B: AutodiffBackend>(
+    config: &RunConfig,
+    options: &TrainOptions,
+    device: &B::Device,
+) -> Result<TrainSummary> {
+    let o = &config.get().optimizer;
+    match o.name {
+        OptimizerName::Adam => {
+            // MXNet's Adam: L2 weight decay added to the gradient; epsilon set explicitly
+            // (burn's default is 1e-5, the reference's 1e-8).
+            let make = || {
+                AdamConfig::new()
+                    .with_beta_1(o.beta1)
+                    .with_beta_2(o.beta2)
+                    .with_epsilon(o.epsilon)
+                    .with_weight_decay(
+                        (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay)),
+                    )
+                    .init::<B, Network<B>>()
+            };
+            run_loop(config, options, device, make(), make())
+        }
+        OptimizerName::Adamw => {
+            let make = || {
+                AdamWConfig::new()
+                    .with_beta_1(o.beta1)
+                    .with_beta_2(o.beta2)
+                    .with_epsilon(o.epsilon)
+                    .with_weight_decay(o.weight_decay)
+                    .init::<B, Network<B>>()
+            };
+            run_loop(config, options, device, make(), make())
+        }
+    }
+}
+
+struct RunFiles {
+    dir: PathBuf,
+    metrics: MetricsLog,
+    events: EventWriter,
+}
+
+impl RunFiles {
+    fn events_io(&self, e: std::io::Error) -> CliError {
+        CliError::io(self.events.path(), e)
+    }
+}
+
+fn run_loop<B, O>(
+    config: &RunConfig,
+    options: &TrainOptions,
+    device: &B::Device,
+    mut backbone_optimizer: O,
+    mut head_optimizer: O,
+) -> Result<TrainSummary>
+where
+    B: AutodiffBackend,
+    O: Optimizer<Network<B>, B>,
+{
+    let c = config.get();
+    let run_dir = c.run.output_dir.clone();
+    let last = checkpoint::last_path(&run_dir);
+    let best = checkpoint::best_path(&run_dir);
+    if options.resume && !last.is_file() {
+        return Err(CliError::NothingToResume { path: last });
+    }
+    if !options.resume && last.is_file() {
+        return Err(CliError::RunExists { dir: run_dir });
+    }
+
+    // Data first: its errors are the likeliest and cost nothing to find.
+    let dataset = open_dataset(config)?;
+    let sampler = SamplerConfig::new()
+        .with_batch_size(c.schedule.batch_size)
+        .with_instances_per_class(c.schedule.instances_per_class)
+        .with_epoch_size(c.schedule.samples_per_epoch)
+        .with_require_even_instances(c.loss.n_inner_pts > 0)
+        .init(&dataset.train.labels(), c.run.seed)?;
+    let train_loader = loader_config(config).init(&dataset.train)?;
+    let test_loader = loader_config(config).init(&dataset.test)?;
+    let loss = loss_config(config).init()?;
+    let batches_per_epoch = sampler.batches_per_epoch();
+    let schedule = MultiStepLr::from_epochs(
+        c.optimizer.lr,
+        c.optimizer.lr_decay_factor,
+        &c.optimizer.lr_decay_epochs,
+        batches_per_epoch,
+    );
+
+    std::fs::create_dir_all(&run_dir).map_err(|e| CliError::io(&run_dir, e))?;
+    let mut network = build_network::<B>(c, !options.resume, device)?;
+    let mut state = TrainingState {
+        sampler: SamplerState {
+            seed: c.run.seed,
+            epoch: 0,
+            next_batch: 0,
+        },
+        global_step: 0,
+        best_recall1: 0.0,
+        best_epoch: 0,
+        metrics_len: 0,
+    };
+    let mut keep_metrics = Some(0);
+    if options.resume {
+        let file = CheckpointFile::load(&last)?;
+        network = network.load_record(checkpoint::record_from_bytes::<B, _>(
+            file.network,
+            device,
+            &last,
+        )?);
+        backbone_optimizer = backbone_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
+            file.backbone_optimizer,
+            device,
+            &last,
+        )?);
+        head_optimizer = head_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
+            file.head_optimizer,
+            device,
+            &last,
+        )?);
+        if file.state.sampler.seed != c.run.seed {
+            return Err(CliError::Checkpoint {
+                path: last,
+                message: format!(
+                    "was written with run.seed = {}, the config says {}",
+                    file.state.sampler.seed, c.run.seed
+                ),
+            });
+        }
+        state = file.state;
+        keep_metrics = Some(state.metrics_len);
+        eprintln!(
+            "resuming {} at epoch {}, batch {} (step {}, best R@1 {:.4})",
+            run_dir.display(),
+            state.sampler.epoch + 1,
+            state.sampler.next_batch,
+            state.global_step,
+            state.best_recall1
+        );
+    }
+    let config_path = run_dir.join("config.toml");
+    checkpoint::write_atomic(&config_path, config.to_toml().as_bytes())?;
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let metrics = MetricsLog::open(&metrics_path, keep_metrics)?;
+    let tb_dir = run_dir.join("tensorboard");
+    let events = EventWriter::create(&tb_dir).map_err(|e| CliError::io(&tb_dir, e))?;
+    let mut files = RunFiles {
+        dir: run_dir.clone(),
+        metrics,
+        events,
+    };
+
+    let epochs = c.schedule.epochs;
+    let poison_step: Option<u64> = std::env::var(POISON_ENV).ok().and_then(|v| v.parse().ok());
+    let mut last_checkpoint = options.resume.then(|| last.clone());
+    eprintln!(
+        "training {} epochs x {} batches of {} ({} classes x {}) on {} train images ({} classes), testing on {} images; run directory {}",
+        epochs,
+        batches_per_epoch,
+        sampler.batch_size(),
+        sampler.batch_size() / sampler.instances_per_class(),
+        sampler.instances_per_class(),
+        train_loader.len(),
+        dataset.train.num_classes(),
+        test_loader.len(),
+        run_dir.display()
+    );
+
+    if c.schedule.eval_before_training && state.global_step == 0 {
+        let summary = evaluate_epoch(&network, &test_loader, config, options.quiet, device)?;
+        log_eval(&mut files, &summary, 0, &state)?;
+        let recalls: Vec<String> = summary
+            .report
+            .recall_at_k
+            .iter()
+            .map(|r| format!("R@{} {:.4}", r.k, r.recall))
+            .collect();
+        println!("eval before training: {}", recalls.join("  "));
+    }
+
+    while state.sampler.epoch < epochs {
+        let epoch = state.sampler.epoch;
+        let bar = progress(
+            batches_per_epoch as u64,
+            options.quiet,
+            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})",
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+        bar.set_position(state.sampler.next_batch as u64);
+        let plan = BatchPlan::train(&sampler, state.sampler)?;
+        let epoch_start = Instant::now();
+        let mut since_log = Instant::now();
+        let mut images_since_log = 0usize;
+        let mut epoch_images = 0usize;
+        let mut last_loss = f64::NAN;
+        let mut last_lr = schedule.at(state.global_step);
+        for batch in train_loader.iter::<B>(plan, device) {
+            let batch = batch?;
+            let iteration = epoch * batches_per_epoch as u64 + batch.batch_index as u64;
+            let lr = schedule.at(iteration);
+            let rows = batch.class_ids.len();
+            let embeddings = network.forward(batch.images);
+            let output = loss.forward(embeddings, batch.labels)?;
+            let step = iteration + 1;
+            let mut trained = output.loss.clone();
+            if poison_step == Some(step) {
+                trained = trained.add_scalar(f32::NAN);
+            }
+            let loss_sum: f64 = trained.clone().into_scalar().elem();
+            if !loss_sum.is_finite() {
+                bar.abandon();
+                return Err(CliError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    step,
+                    value: loss_sum,
+                    checkpoint: last_checkpoint,
+                });
+            }
+            let mean_loss: f64 = output.per_anchor.clone().mean().into_scalar().elem();
+            let log_now = batch.batch_index as u64 % c.run.log_every_steps == 0;
+            let stats = log_now.then(|| output.stats());
+
+            let mut grads = trained.backward();
+            let backbone_grads = GradientsParams::from_module(&mut grads, &network.backbone);
+            let head_grads = GradientsParams::from_module(&mut grads, &network.head);
+            network =
+                backbone_optimizer.step(lr * c.optimizer.base_lr_mult, network, backbone_grads);
+            network = head_optimizer.step(lr, network, head_grads);
+
+            state.global_step = step;
+            state.sampler = sampler.state_after(epoch, batch.batch_index);
+            images_since_log += rows;
+            epoch_images += rows;
+            last_loss = mean_loss;
+            last_lr = lr;
+            if let Some(stats) = stats {
+                let images_per_sec =
+                    images_since_log as f64 / since_log.elapsed().as_secs_f64().max(1e-9);
+                since_log = Instant::now();
+                images_since_log = 0;
+                files.metrics.write(&TrainLine {
+                    kind: "train",
+                    epoch: epoch + 1,
+                    step,
+                    loss: mean_loss,
+                    loss_sum,
+                    lr,
+                    images_per_sec,
+                    mean_positive_distance: stats.mean_positive_distance,
+                    mean_negative_distance: stats.mean_negative_distance,
+                    active_fraction: stats.active_fraction,
+                    synthetic_negative_fraction: stats.synthetic_negative_fraction,
+                })?;
+                let ev = &mut files.events;
+                let scalars = [
+                    ("loss", mean_loss),
+                    ("lr", lr),
+                    (
+                        "loss_stats/mean_positive_distance",
+                        stats.mean_positive_distance,
+                    ),
+                    (
+                        "loss_stats/mean_negative_distance",
+                        stats.mean_negative_distance,
+                    ),
+                    ("loss_stats/active_fraction", stats.active_fraction),
+                    (
+                        "loss_stats/synthetic_negative_fraction",
+                        stats.synthetic_negative_fraction,
+                    ),
+                    ("images_per_sec", images_per_sec),
+                ];
+                for (tag, value) in scalars {
+                    ev.scalar(tag, value, step)
+                        .map_err(|e| CliError::io(ev.path(), e))?;
+                }
+            }
+            let rate = epoch_images as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e} {rate:.0} img/s"));
+            bar.inc(1);
+            if c.run.checkpoint_every_steps > 0
+                && step % c.run.checkpoint_every_steps == 0
+                && state.sampler.next_batch != 0
+            {
+                state.metrics_len = files.metrics.len()?;
+                save(
+                    &network,
+                    &backbone_optimizer,
+                    &head_optimizer,
+                    config,
+                    &state,
+                    &last,
+                )?;
+                last_checkpoint = Some(last.clone());
+            }
+        }
+        bar.finish_and_clear();
+        let epoch_secs = epoch_start.elapsed().as_secs_f64();
+        let events = &mut files.events;
+        events
+            .scalar("lr_epoch", last_lr, epoch + 1)
+            .map_err(|e| CliError::io(events.path(), e))?;
+        events
+            .scalar("loss_epoch", last_loss, epoch + 1)
+            .map_err(|e| CliError::io(events.path(), e))?;
+        println!(
+            "epoch {}/{}: loss {:.4}, lr {:.2e}, {:.0} img/s, {:.1} s",
+            epoch + 1,
+            epochs,
+            last_loss,
+            last_lr,
+            epoch_images as f64 / epoch_secs.max(1e-9),
+            epoch_secs
+        );
+        state.sampler = SamplerState {
+            seed: c.run.seed,
+            epoch: epoch + 1,
+            next_batch: 0,
+        };
+
+        let finished = epoch + 1;
+        if finished % c.schedule.eval_every_epochs == 0 || finished == epochs {
+            let summary = evaluate_epoch(&network, &test_loader, config, options.quiet, device)?;
+            let r1 = summary.report.recall(c.schedule.recall_k[0]).unwrap_or(0.0);
+            let improved = r1 > state.best_recall1;
+            if improved {
+                state.best_recall1 = r1;
+                state.best_epoch = finished;
+            }
+            log_eval(&mut files, &summary, finished, &state)?;
+            println!(
+                "{}",
+                summary.one_line(finished, state.best_recall1, state.best_epoch)
+            );
+            if improved {
+                state.metrics_len = files.metrics.len()?;
+                save(
+                    &network,
+                    &backbone_optimizer,
+                    &head_optimizer,
+                    config,
+                    &state,
+                    &best,
+                )?;
+            }
+        }
+        files.events.flush().map_err(|e| files.events_io(e))?;
+        state.metrics_len = files.metrics.len()?;
+        save(
+            &network,
+            &backbone_optimizer,
+            &head_optimizer,
+            config,
+            &state,
+            &last,
+        )?;
+        last_checkpoint = Some(last.clone());
+    }
+    files.events.flush().map_err(|e| files.events_io(e))?;
+    Ok(TrainSummary {
+        epochs,
+        steps: state.global_step,
+        best_recall1: state.best_recall1,
+        best_epoch: state.best_epoch,
+        run_dir: files.dir,
+    })
+}
+
+fn evaluate_epoch<B: AutodiffBackend>(
+    network: &Network<B>,
+    test_loader: &ImageLoader,
+    config: &RunConfig,
+    quiet: bool,
+    device: &B::Device,
+) -> Result<EvalSummary> {
+    let valid = network.valid();
+    embed_split::<B::InnerBackend>(&valid, test_loader, config, quiet, device)
+}
+
+fn log_eval(
+    files: &mut RunFiles,
+    summary: &EvalSummary,
+    epoch: u64,
+    state: &TrainingState,
+) -> Result<()> {
+    let report = &summary.report;
+    let step = state.global_step;
+    let ev = &mut files.events;
+    for r in &report.recall_at_k {
+        ev.scalar(&format!("metric/R{}", r.k), r.recall, step)
+            .map_err(|e| CliError::io(ev.path(), e))?;
+        ev.scalar(&format!("metric_epoch/R{}", r.k), r.recall, epoch)
+            .map_err(|e| CliError::io(ev.path(), e))?;
+    }
+    if let Some(first) = report.recall_at_k.first().filter(|_| state.best_epoch > 0) {
+        ev.scalar(
+            &format!("metric/R{}/best", first.k),
+            state.best_recall1,
+            step,
+        )
+        .map_err(|e| CliError::io(ev.path(), e))?;
+        ev.scalar(
+            &format!("metric_epoch/R{}/best", first.k),
+            state.best_recall1,
+            epoch,
+        )
+        .map_err(|e| CliError::io(ev.path(), e))?;
+    }
+    if let Some(map) = report.map_at_r {
+        ev.scalar("metric/MAP@R", map, step)
+            .map_err(|e| CliError::io(ev.path(), e))?;
+    }
+    if let Some(c) = &report.clustering {
+        ev.scalar("metric/NMI", c.nmi, step)
+            .map_err(|e| CliError::io(ev.path(), e))?;
+        ev.scalar("metric/F1", c.f1, step)
+            .map_err(|e| CliError::io(ev.path(), e))?;
+    }
+    files.metrics.write(&EvalLine {
+        kind: "eval",
+        epoch,
+        step,
+        recall: report
+            .recall_at_k
+            .iter()
+            .map(|r| (r.k.to_string(), r.recall))
+            .collect(),
+        map_at_r: report.map_at_r,
+        nmi: report.clustering.as_ref().map(|c| c.nmi),
+        f1: report.clustering.as_ref().map(|c| c.f1),
+        best_recall1: state.best_recall1,
+        best_epoch: state.best_epoch,
+    })
+}
+
+fn save<B, O>(
+    network: &Network<B>,
+    backbone_optimizer: &O,
+    head_optimizer: &O,
+    config: &RunConfig,
+    state: &TrainingState,
+    path: &Path,
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    O: Optimizer<Network<B>, B>,
+{
+    let file = CheckpointFile {
+        version: CHECKPOINT_VERSION,
+        config: config.to_toml(),
+        state: state.clone(),
+        network: checkpoint::module_bytes::<B, _>(network, path)?,
+        backbone_optimizer: checkpoint::record_bytes::<B, _>(backbone_optimizer.to_record(), path)?,
+        head_optimizer: checkpoint::record_bytes::<B, _>(head_optimizer.to_record(), path)?,
+    };
+    file.save(path)
+}
