@@ -19,7 +19,7 @@ impl EmbeddingMatrix {
     /// Wraps a row-major buffer of `rows * dim` values; errors if `dim` is 0 or the buffer is
     /// not a whole number of rows.
     pub fn new(data: Vec<f32>, dim: usize) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(EvalError::RaggedData {
                 set: "embeddings",
                 len: data.len(),
@@ -111,7 +111,10 @@ pub(crate) fn squared_norms<B: Backend>(
 ) -> Result<Tensor<B, 2>> {
     let norms = x.clone().powi_scalar(2).sum_dim(1);
     let host = read_f32(norms.clone());
-    if let Some(row) = host.iter().position(|v| !(*v <= MAX_SQUARED_NORM)) {
+    if let Some(row) = host
+        .iter()
+        .position(|v| v.is_nan() || *v > MAX_SQUARED_NORM)
+    {
         return Err(EvalError::NormOverflow { set, row });
     }
     Ok(norms)

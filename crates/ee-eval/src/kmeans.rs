@@ -315,6 +315,19 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_points_and_empty_clusters_still_give_k_valid_clusters() {
+        // Only two distinct positions but k = 3: one cluster must stay empty or be relocated;
+        // the result must still be a valid assignment with zero inertia.
+        let x = tensor(&[[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [4.0, 0.0], [4.0, 0.0]]);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let r = kmeans(x, 3, &KMeansConfig::new().with_n_init(3), &mut rng).unwrap();
+        assert!(r.assignments.iter().all(|&c| c < 3));
+        assert_eq!(r.assignments[0], r.assignments[1]);
+        assert_ne!(r.assignments[0], r.assignments[3]);
+        assert!(r.inertia.abs() < 1e-6, "{}", r.inertia);
+    }
+
+    #[test]
     fn rejects_too_many_clusters() {
         let x = tensor(&[[0.0, 0.0], [1.0, 0.0]]);
         let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -103,8 +103,8 @@ fn brute_metrics(queries: &Set, gallery: &Set, exclude_self: bool, ks: &[usize])
         }
         let mut hits = 0.0;
         let mut ap = 0.0;
-        for i in 0..r {
-            if rel[i] {
+        for (i, &hit) in rel[..r].iter().enumerate() {
+            if hit {
                 hits += 1.0;
                 ap += hits / (i + 1) as f64;
             }
@@ -254,8 +254,8 @@ fn query_gallery_with_the_same_set_retrieves_the_query_itself() {
     let set = Set::random(&mut rng, 40, 8, 4);
     let found = knn_query_gallery(set.tensor(), set.tensor(), 1, &KnnConfig::new()).unwrap();
     let brute = brute_rankings(&set, &set, false);
-    for q in 0..40 {
-        assert_eq!(found.indices_of(q)[0], brute[q][0]);
+    for (q, ranking) in brute.iter().enumerate() {
+        assert_eq!(found.indices_of(q)[0], ranking[0]);
         assert_eq!(found.of(q)[0].distance, 0.0);
     }
 }
