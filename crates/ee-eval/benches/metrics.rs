@@ -6,9 +6,9 @@
 //! - N = 60,502 (SOP test set), D = 512: a full self-mode evaluation took about 4 minutes
 //!   per run on the shared 2-core machine, too long for criterion's 10 samples; the bench
 //!   times 1,024 queries against the full 60,502 gallery (query/gallery mode), whose cost
-//!   scales linearly in the number of queries (x 59.08 for the full set). `cargo run --release
-//!   -p ee-eval --example
-//!   sop_scale` times one full run. NMI at k = 98 on all 60,502 points.
+//!   scales linearly in the number of queries (x 59.08 for the full set);
+//!   `cargo run --release -p ee-eval --example sop_scale` times one full run.
+//!   NMI at k = 98 on all 60,502 points.
 //!
 //! k-means in the bench: 1 restart, at most 10 Lloyd iterations (the evaluation default is 5
 //! restarts, 100 iterations): figures are per (restart x 10 iterations), plus seeding.
