@@ -114,27 +114,29 @@ impl PairLoss for TripletLoss {
 
 fn semi_hard<B: Backend>(pairs: &AnchorPairs<B>, margin: f64) -> Tensor<B, 1> {
     let [b, columns] = pairs.negative_values.dims();
-    let shape = [b, b, columns]; // [anchor, positive, negative column]
-    let negatives = pairs.negative_values.clone().detach();
-    let negative_3d = negatives.clone().unsqueeze_dim::<3>(1).expand(shape);
-    let positive_3d = pairs
+    // Selection on detached values, by ranks, so that nothing is [B, B, columns]: the number of
+    // negatives closer than D_ij is D_ij's rank among negatives and positives together minus
+    // its rank among positives. Entries outside a mask sort last (+inf).
+    let negatives = pairs
+        .negative_values
+        .clone()
+        .detach()
+        .mask_fill(pairs.negative_mask.clone().bool_not(), f64::INFINITY); // [B, columns]
+    let positives = pairs
         .positive_values
         .clone()
         .detach()
-        .unsqueeze_dim::<3>(2)
-        .expand(shape);
-    let farther = negative_3d.clone().greater(positive_3d).bool_and(
-        pairs
-            .negative_mask
-            .clone()
-            .unsqueeze_dim::<3>(1)
-            .expand(shape),
-    );
-    let has_farther = farther.clone().any_dim(2).reshape([b, b]);
-    let closest_farther = negative_3d
-        .mask_fill(farther.bool_not(), f64::INFINITY)
-        .argmin(2)
-        .reshape([b, b]);
+        .mask_fill(pairs.positive_mask.clone().bool_not(), f64::INFINITY); // [B, B]
+    let rank = |x: Tensor<B, 2>| x.argsort(1).argsort(1);
+    let merged_rank = rank(Tensor::cat(vec![negatives.clone(), positives.clone()], 1))
+        .slice([0..b, columns..columns + b]);
+    let closer = merged_rank - rank(positives); // [B, B] negatives sorted before D_ij
+    let negative_count = pairs.negative_mask.clone().int().sum_dim(1).expand([b, b]);
+    let has_farther = closer.clone().lower(negative_count);
+    let closest_farther = negatives
+        .clone()
+        .argsort(1)
+        .gather(1, closer.clamp_max(columns as i64 - 1));
     let farthest = negatives
         .mask_fill(pairs.negative_mask.clone().bool_not(), f64::NEG_INFINITY)
         .argmax(1)
