@@ -136,7 +136,7 @@ fn semi_hard<B: Backend>(pairs: &AnchorPairs<B>, margin: f64) -> Tensor<B, 1> {
     let closest_farther = negatives
         .clone()
         .argsort(1)
-        .gather(1, closer.clamp_max(columns as i64 - 1));
+        .gather(1, closer.clamp(0, columns as i64 - 1));
     let farthest = negatives
         .mask_fill(pairs.negative_mask.clone().bool_not(), f64::NEG_INFINITY)
         .argmax(1)
@@ -149,35 +149,36 @@ fn semi_hard<B: Backend>(pairs: &AnchorPairs<B>, margin: f64) -> Tensor<B, 1> {
 
 fn all_valid<B: Backend>(pairs: &AnchorPairs<B>, margin: f64) -> Tensor<B, 1> {
     let [b, columns] = pairs.negative_values.dims();
-    let shape = [b, b, columns]; // [anchor, positive, negative column]
-    let valid = pairs
-        .positive_mask
+    // sum_c max(0, t - v_c) over the negatives v_c below t = D_ij + margin is
+    // k t - (sum of the k smallest negatives): sorted negatives and their prefix sums, so that
+    // nothing is [B, B, columns]. Entries outside a mask sort last (+inf) and are never summed.
+    let negatives = pairs
+        .negative_values
         .clone()
-        .unsqueeze_dim::<3>(2)
-        .expand(shape)
-        .bool_and(
-            pairs
-                .negative_mask
-                .clone()
-                .unsqueeze_dim::<3>(1)
-                .expand(shape),
-        )
-        .reshape([b, b * columns]);
-    let hinge = relu(
-        pairs
-            .positive_values
-            .clone()
-            .unsqueeze_dim::<3>(2)
-            .expand(shape)
-            - pairs
-                .negative_values
-                .clone()
-                .unsqueeze_dim::<3>(1)
-                .expand(shape)
-            + margin,
-    )
-    .reshape([b, b * columns]);
+        .detach()
+        .mask_fill(pairs.negative_mask.clone().bool_not(), f64::INFINITY); // [B, columns]
+    let order = negatives.clone().argsort(1);
+    let sorted = pairs.negative_values.clone().gather(1, order); // with gradient
+    let device = sorted.device();
+    let prefix = Tensor::cat(vec![Tensor::zeros([b, 1], &device), sorted.cumsum(1)], 1); // [B, columns + 1]
+
+    let threshold = pairs.positive_values.clone().add_scalar(margin); // [B, B]
+    let threshold_sorted_last = threshold
+        .clone()
+        .detach()
+        .mask_fill(pairs.positive_mask.clone().bool_not(), f64::INFINITY);
+    let rank = |x: Tensor<B, 2>| x.argsort(1).argsort(1);
+    let below = rank(Tensor::cat(
+        vec![negatives, threshold_sorted_last.clone()],
+        1,
+    ))
+    .slice([0..b, columns..columns + b])
+        - rank(threshold_sorted_last); // [B, B] negatives below the threshold
+                                       // Non-positive (i, j) tie at +inf and may rank anywhere among the +inf entries: clamp.
+    let below = below.clamp(0, columns as i64);
+    let hinge_sum = below.clone().float() * threshold - prefix.gather(1, below); // [B, B]
     let count = pairs.positive_mask.clone().float().sum_dim(1)
         * pairs.negative_mask.clone().float().sum_dim(1);
-    (masked_sum(hinge, valid).reshape([b, 1]) / count.clamp_min(1.0)).reshape([b])
+    (masked_sum(hinge_sum, pairs.positive_mask.clone()).reshape([b, 1]) / count.clamp_min(1.0))
+        .reshape([b])
 }
