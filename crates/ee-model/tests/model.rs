@@ -6,7 +6,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
-use burn::tensor::{Distribution, ElementConversion, Tensor};
+use burn::tensor::{s, Distribution, ElementConversion, Tensor};
 use ee_model::{
     xavier_bound, BasicConv2dConfig, EmbeddingHead, EmbeddingHeadConfig, EmbeddingModel,
     EmbeddingModelConfig, ModelError,
@@ -139,8 +139,8 @@ fn batchnorm_uses_batch_statistics_in_training_and_running_ones_in_eval() {
         / (running_var.reshape(shape) + 1e-3).sqrt())
     .clamp_min(0.0);
     assert!(max_abs_diff(y_eval.clone(), expected) < 1e-5);
-    let first_alone = eval.forward(xi.slice([0..1]));
-    assert!(max_abs_diff(first_alone, y_eval.slice([0..1])) < 1e-6);
+    let first_alone = eval.forward(xi.slice(s![0..1]));
+    assert!(max_abs_diff(first_alone, y_eval.slice(s![0..1])) < 1e-6);
 }
 
 #[test]
@@ -157,13 +157,13 @@ fn full_model_train_mode_depends_on_the_batch_and_eval_does_not() {
     let ac = model
         .forward(Tensor::cat(vec![a.clone(), c.clone()], 0))
         .inner();
-    assert!(max_abs_diff(ab.slice([0..1]), ac.slice([0..1])) > 1e-4);
+    assert!(max_abs_diff(ab.slice(s![0..1]), ac.slice(s![0..1])) > 1e-4);
 
     let eval = model.valid();
     let (a, c) = (a.inner(), c.inner());
     let alone = eval.forward(a.clone());
     let with_c = eval.forward(Tensor::cat(vec![a, c], 0));
-    assert!(max_abs_diff(alone, with_c.slice([0..1])) < 1e-5);
+    assert!(max_abs_diff(alone, with_c.slice(s![0..1])) < 1e-5);
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn gradients_split_between_backbone_and_head() {
         .unwrap();
     let images = Tensor::<AD, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     let embeddings = model.forward(images);
-    let loss = embeddings.clone().slice([0..1]).sum() - embeddings.slice([1..2]).sum();
+    let loss = embeddings.clone().slice(s![0..1]).sum() - embeddings.slice(s![1..2]).sum();
     let mut grads = loss.backward();
     let backbone = GradientsParams::from_module(&mut grads, &model.backbone);
     let head = GradientsParams::from_module(&mut grads, &model.head);
