@@ -201,62 +201,158 @@ fn default_embed_dim() -> usize {
     512
 }
 
-/// The loss (`loss.name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossName {
-    /// Hard-positive hard-negative triplet loss (the reference's only loss).
-    HphnTriplet,
-}
-
-/// How per-anchor losses become the trained scalar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReductionName {
-    /// Sum (the reference).
-    Sum,
-    /// Mean.
-    Mean,
-}
-
-/// `[loss]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[loss]`: a loss of ee-loss by `name` with its parameters (any left out keep that loss's
+/// defaults; unknown ones are rejected), plus the Embedding Expansion settings every loss
+/// shares.
+///
+/// ```toml
+/// [loss]
+/// name = "hphn_triplet"    # or triplet, lifted, npair, multi_similarity
+/// margin = 1e-5            # a parameter of hphn_triplet
+/// n_inner_pts = 2          # synthetic points per pair; 0 turns Embedding Expansion off
+/// ee_l2norm = true         # L2-normalise the synthetic points
+/// ```
+#[derive(Debug, Clone, PartialEq)]
 pub struct LossSection {
-    /// Which loss.
-    #[serde(default = "default_loss")]
-    pub name: LossName,
-    /// Hinge margin (the reference: 1e-5).
-    #[serde(default = "default_margin")]
-    pub margin: f64,
-    /// Soft margin `log(1 + exp(d_ap - d_an))` instead of the hinge.
-    #[serde(default)]
-    pub soft_margin: bool,
-    /// Reduction of the per-anchor losses.
-    #[serde(default = "default_reduction")]
-    pub reduction: ReductionName,
+    /// Which loss (one of [`ee_loss::LOSS_NAMES`]).
+    pub name: String,
     /// Synthetic points per pair; 0 turns Embedding Expansion off.
-    #[serde(default = "default_inner")]
     pub n_inner_pts: usize,
     /// L2-normalise the synthetic points.
-    #[serde(default = "default_true")]
     pub ee_l2norm: bool,
+    /// The loss's own parameters (checked by ee-loss).
+    pub params: toml::Table,
 }
 
-fn default_loss() -> LossName {
-    LossName::HphnTriplet
+impl Default for LossSection {
+    fn default() -> Self {
+        LossSection {
+            name: "hphn_triplet".into(),
+            n_inner_pts: 2,
+            ee_l2norm: true,
+            params: toml::Table::new(),
+        }
+    }
 }
-fn default_margin() -> f64 {
-    1e-5
+
+impl Serialize for LossSection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut table = toml::Table::new();
+        table.insert("name".into(), toml::Value::String(self.name.clone()));
+        table.insert(
+            "n_inner_pts".into(),
+            toml::Value::Integer(self.n_inner_pts as i64),
+        );
+        table.insert("ee_l2norm".into(), toml::Value::Boolean(self.ee_l2norm));
+        for (k, v) in &self.params {
+            table.insert(k.clone(), v.clone());
+        }
+        table.serialize(serializer)
+    }
 }
-fn default_reduction() -> ReductionName {
-    ReductionName::Sum
+
+impl<'de> Deserialize<'de> for LossSection {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(deserializer)?;
+        let mut section = LossSection::default();
+        match table.remove("name") {
+            Some(toml::Value::String(name)) => section.name = name,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`name` must be a string, found {other}"
+                )))
+            }
+            None => {}
+        }
+        match table.remove("n_inner_pts") {
+            Some(toml::Value::Integer(n)) if n >= 0 => section.n_inner_pts = n as usize,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`n_inner_pts` must be an integer >= 0, found {other}"
+                )))
+            }
+            None => {}
+        }
+        match table.remove("ee_l2norm") {
+            Some(toml::Value::Boolean(b)) => section.ee_l2norm = b,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`ee_l2norm` must be true or false, found {other}"
+                )))
+            }
+            None => {}
+        }
+        if table.contains_key("expansion") {
+            return Err(D::Error::custom(
+                "set the expansion with loss.n_inner_pts and loss.ee_l2norm, not loss.expansion",
+            ));
+        }
+        section.params = table;
+        Ok(section)
+    }
 }
-fn default_inner() -> usize {
-    2
-}
-fn default_true() -> bool {
-    true
+
+impl LossSection {
+    /// ee-loss's config for this section: the loss's defaults, overridden by `params`, with
+    /// the expansion settings.
+    pub fn loss_config(&self) -> Result<ee_loss::LossConfig, ConfigError> {
+        let mut object = serde_json::to_value(&self.params)
+            .map_err(|e| invalid("loss", &self.name, e.to_string()))?;
+        let map = object
+            .as_object_mut()
+            .expect("a table serialises to an object");
+        // ee-loss spells its reduction `Sum` / `Mean`; configs may write them in lower case.
+        if let Some(serde_json::Value::String(r)) = map.get_mut("reduction") {
+            match r.as_str() {
+                "sum" => *r = "Sum".into(),
+                "mean" => *r = "Mean".into(),
+                _ => {}
+            }
+        }
+        map.insert("name".into(), self.name.clone().into());
+        map.insert(
+            "expansion".into(),
+            serde_json::json!({ "n_inner_pts": self.n_inner_pts, "l2_norm": self.ee_l2norm }),
+        );
+        let config: ee_loss::LossConfig =
+            serde_json::from_value(object).map_err(|e| ConfigError::Invalid {
+                field: "loss".into(),
+                value: format!("\"{}\"", self.name),
+                rule: e.to_string(),
+            })?;
+        config.init().map_err(|e| ConfigError::Invalid {
+            field: format!("loss ({})", self.name),
+            value: String::new(),
+            rule: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// The section with every parameter of the loss written out (for the resolved config).
+    fn resolved(&self, config: &ee_loss::LossConfig) -> LossSection {
+        let mut params = toml::Table::new();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(config) {
+            for (k, v) in map {
+                if k == "name" || k == "expansion" {
+                    continue;
+                }
+                let v = match (k.as_str(), v) {
+                    ("reduction", serde_json::Value::String(r)) => {
+                        serde_json::Value::String(r.to_lowercase())
+                    }
+                    (_, v) => v,
+                };
+                if let Ok(v) = toml::Value::try_from(v) {
+                    params.insert(k, v);
+                }
+            }
+        }
+        LossSection {
+            params,
+            ..self.clone()
+        }
+    }
 }
 
 /// The optimiser (`optimizer.name`).
@@ -466,7 +562,7 @@ fn default_model() -> ModelSection {
     empty()
 }
 fn default_loss_section() -> LossSection {
-    empty()
+    LossSection::default()
 }
 fn default_optimizer_section() -> OptimizerSection {
     empty()
@@ -671,9 +767,7 @@ impl RawConfig {
         }
 
         let l = &self.loss;
-        if !l.margin.is_finite() || l.margin < 0.0 {
-            return Err(invalid("loss.margin", l.margin, "must be finite and >= 0"));
-        }
+        let loss = l.loss_config()?;
         if l.n_inner_pts > 64 {
             return Err(invalid(
                 "loss.n_inner_pts",
@@ -808,7 +902,8 @@ impl RawConfig {
         }
         let mut raw = self;
         raw.data.synthetic = synth;
-        Ok(RunConfig { raw })
+        raw.loss = raw.loss.resolved(&loss);
+        Ok(RunConfig { raw, loss })
     }
 }
 
@@ -816,12 +911,18 @@ impl RawConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunConfig {
     raw: RawConfig,
+    loss: ee_loss::LossConfig,
 }
 
 impl RunConfig {
     /// The values (all valid).
     pub fn get(&self) -> &RawConfig {
         &self.raw
+    }
+
+    /// The loss, validated by ee-loss.
+    pub fn loss(&self) -> &ee_loss::LossConfig {
+        &self.loss
     }
 
     /// The synthetic dataset's options, with defaults filled in (format = "synthetic").
@@ -865,7 +966,12 @@ mod tests {
         assert_eq!(c.schedule.batch_size, 128);
         assert_eq!(c.schedule.instances_per_class, 32);
         assert_eq!(c.loss.n_inner_pts, 2);
-        assert_eq!(c.loss.margin, 1e-5);
+        let ee_loss::LossConfig::HphnTriplet(h) = c.loss.loss_config().unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.margin, 1e-5);
+        assert_eq!(h.reduction, ee_loss::Reduction::Sum);
+        assert!(!h.soft_margin);
         assert_eq!(c.model.embed_dim, 512);
     }
 
@@ -978,7 +1084,9 @@ mod tests {
             ),
             ("optimizer.lr_decay_factor=1.5", "optimizer.lr_decay_factor"),
             ("optimizer.beta2=1.0", "optimizer.beta2"),
-            ("loss.margin=-1.0", "loss.margin"),
+            ("loss.margin=-1.0", "loss (hphn_triplet)"),
+            ("loss.name=contrastive", "loss"),
+            ("loss.marginn=1.0", "loss"),
             ("schedule.recall_k=[]", "schedule.recall_k"),
             ("schedule.epochs=0", "schedule.epochs"),
             ("data.image_size=8", "data.image_size"),
@@ -994,6 +1102,43 @@ mod tests {
                 .to_string();
             assert!(e.starts_with(&format!("invalid {field} = ")), "{set}: {e}");
         }
+    }
+
+    #[test]
+    fn other_losses_take_their_parameters() {
+        let c = parse(
+            &base("[loss]\nname = \"multi_similarity\"\nbeta = 40.0\nn_inner_pts = 0\n"),
+            &[],
+        )
+        .unwrap()
+        .check()
+        .unwrap();
+        let ee_loss::LossConfig::MultiSimilarity(ms) = c.loss() else {
+            panic!("{:?}", c.loss())
+        };
+        assert_eq!(ms.beta, 40.0);
+        assert_eq!(ms.expansion.n_inner_pts, 0);
+        // the resolved config writes every parameter out
+        assert!(c.to_toml().contains("alpha"), "{}", c.to_toml());
+        let c = parse(&base("[loss]\nreduction = \"mean\"\n"), &[])
+            .unwrap()
+            .check()
+            .unwrap();
+        let ee_loss::LossConfig::HphnTriplet(h) = c.loss() else {
+            panic!()
+        };
+        assert_eq!(h.reduction, ee_loss::Reduction::Mean);
+        assert!(
+            c.to_toml().contains("reduction = \"mean\""),
+            "{}",
+            c.to_toml()
+        );
+        let e = parse(&base("[loss]\nname = \"npair\"\nmargin = 1.0\n"), &[])
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("margin"), "{e}");
     }
 
     #[test]

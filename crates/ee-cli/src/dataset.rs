@@ -7,7 +7,7 @@ use ee_data::formats::{self, FolderSplit};
 use ee_data::{Dataset, SynthImageFormat, SynthLayout, SynthOptions};
 
 use crate::config::{DataFormat, RunConfig, SyntheticSection};
-use crate::error::Result;
+use crate::error::{CliError, Result};
 
 /// Where the synthetic dataset's reference-format files live under its root.
 pub fn synthetic_meta_dir(root: &Path) -> PathBuf {
@@ -24,7 +24,21 @@ pub fn write_synthetic(root: &Path, options: &SyntheticSection) -> Result<ee_dat
         .with_seed(options.seed)
         .with_format(SynthImageFormat::Jpeg)
         .with_layouts(vec![SynthLayout::Cars196]);
-    Ok(ee_data::write_synthetic_dataset(root, &synth)?)
+    let written = ee_data::write_synthetic_dataset(root, &synth)?;
+    let marker = root.join(SYNTH_MARKER);
+    std::fs::write(&marker, synth_fingerprint(options)).map_err(|e| CliError::io(&marker, e))?;
+    Ok(written)
+}
+
+/// File beside the synthetic dataset recording the options it was written with, so a config
+/// asking for other options regenerates it instead of silently using the old one.
+pub const SYNTH_MARKER: &str = "ee-synth-options.txt";
+
+fn synth_fingerprint(o: &SyntheticSection) -> String {
+    format!(
+        "num_classes = {}\nimages_per_class = {}\nimage_side = {}\nseed = {}\n",
+        o.num_classes, o.images_per_class, o.image_side, o.seed
+    )
 }
 
 /// Reads the dataset the config names; for `format = "synthetic"` writes it first if
@@ -35,8 +49,12 @@ pub fn open_dataset(config: &RunConfig) -> Result<Dataset> {
     let dataset = match d.format {
         DataFormat::Synthetic => {
             let dir = synthetic_meta_dir(&d.root);
-            if !dir.join("train.txt").is_file() {
-                let options = config.synthetic().cloned().unwrap_or_default();
+            let options = config.synthetic().cloned().unwrap_or_default();
+            let marker = std::fs::read_to_string(d.root.join(SYNTH_MARKER)).unwrap_or_default();
+            if !dir.join("train.txt").is_file() || marker != synth_fingerprint(&options) {
+                if dir.is_dir() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| CliError::io(&dir, e))?;
+                }
                 eprintln!(
                     "writing a synthetic dataset to {} ({} classes x {} images, {} px)",
                     d.root.display(),

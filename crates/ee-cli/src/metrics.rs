@@ -31,14 +31,15 @@ pub struct TrainLine {
     pub lr: f64,
     /// Training throughput since the previous logged step.
     pub images_per_sec: f64,
-    /// Mean hardest-positive distance.
-    pub mean_positive_distance: f64,
-    /// Mean hardest-negative distance.
-    pub mean_negative_distance: f64,
+    /// Mean hardest-positive distance (HPHN only).
+    pub mean_positive_distance: Option<f64>,
+    /// Mean hardest-negative distance (HPHN only).
+    pub mean_negative_distance: Option<f64>,
     /// Fraction of anchors with a non-zero loss.
     pub active_fraction: f64,
-    /// Fraction of hardest negatives that are synthetic points (the paper's selection ratio).
-    pub synthetic_negative_fraction: f64,
+    /// Fraction of hardest negatives that are synthetic points, the paper's selection ratio
+    /// (HPHN only).
+    pub synthetic_negative_fraction: Option<f64>,
 }
 
 /// An evaluation.

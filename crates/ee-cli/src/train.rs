@@ -21,11 +21,11 @@ use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
 use ee_data::{BatchPlan, ImageLoader, LoaderConfig, SamplerConfig, SamplerState};
-use ee_loss::{EmbeddingExpansionConfig, HphnTripletLossConfig, Reduction};
+use ee_loss::{Loss, PairLoss};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, CheckpointFile, TrainingState, CHECKPOINT_VERSION};
-use crate::config::{OptimizerName, ReductionName, RunConfig};
+use crate::config::{OptimizerName, RunConfig};
 use crate::dataset::open_dataset;
 use crate::error::{CliError, Result};
 use crate::evaluate::{embed_split, EvalSummary};
@@ -60,23 +60,6 @@ pub struct TrainSummary {
     pub best_epoch: u64,
     /// The run directory.
     pub run_dir: PathBuf,
-}
-
-/// Builds the loss a config describes.
-pub fn loss_config(config: &RunConfig) -> HphnTripletLossConfig {
-    let l = &config.get().loss;
-    HphnTripletLossConfig::new()
-        .with_margin(l.margin)
-        .with_soft_margin(l.soft_margin)
-        .with_reduction(match l.reduction {
-            ReductionName::Sum => Reduction::Sum,
-            ReductionName::Mean => Reduction::Mean,
-        })
-        .with_expansion(
-            EmbeddingExpansionConfig::new()
-                .with_n_inner_pts(l.n_inner_pts)
-                .with_l2_norm(l.ee_l2norm),
-        )
 }
 
 /// The image loader settings of a config (`train`: the train split).
@@ -184,7 +167,7 @@ where
         .init(&dataset.train.labels(), c.run.seed)?;
     let train_loader = loader_config(config).init(&dataset.train)?;
     let test_loader = loader_config(config).init(&dataset.test)?;
-    let loss = loss_config(config).init()?;
+    let loss = config.loss().init()?;
     let batches_per_epoch = sampler.batches_per_epoch();
     let schedule = MultiStepLr::from_epochs(
         c.optimizer.lr,
@@ -306,9 +289,21 @@ where
             let lr = schedule.at(iteration);
             let rows = batch.class_ids.len();
             let embeddings = network.forward(batch.images);
-            let output = loss.forward(embeddings, batch.labels)?;
+            let log_now = batch.batch_index as u64 % c.run.log_every_steps == 0;
+            // HPHN reports its mining (distances, synthetic negatives); the others their loss.
+            let (trained_loss, per_anchor, hphn_stats) = match &loss {
+                Loss::HphnTriplet(hphn) => {
+                    let output = hphn.forward(embeddings, batch.labels)?;
+                    let stats = log_now.then(|| output.stats());
+                    (output.loss, output.per_anchor, stats)
+                }
+                other => {
+                    let output = other.forward(embeddings, batch.labels)?;
+                    (output.loss, output.per_anchor, None)
+                }
+            };
             let step = iteration + 1;
-            let mut trained = output.loss.clone();
+            let mut trained = trained_loss;
             if poison_step == Some(step) {
                 trained = trained.add_scalar(f32::NAN);
             }
@@ -322,9 +317,16 @@ where
                     checkpoint: last_checkpoint,
                 });
             }
-            let mean_loss: f64 = output.per_anchor.clone().mean().into_scalar().elem();
-            let log_now = batch.batch_index as u64 % c.run.log_every_steps == 0;
-            let stats = log_now.then(|| output.stats());
+            let mean_loss: f64 = per_anchor.clone().mean().into_scalar().elem();
+            let active_fraction: Option<f64> = log_now.then(|| {
+                let active = per_anchor
+                    .clone()
+                    .detach()
+                    .not_equal_elem(0.0)
+                    .float()
+                    .mean();
+                active.into_scalar().elem()
+            });
 
             let mut grads = trained.backward();
             let backbone_grads = GradientsParams::from_module(&mut grads, &network.backbone);
@@ -339,7 +341,7 @@ where
             epoch_images += rows;
             last_loss = mean_loss;
             last_lr = lr;
-            if let Some(stats) = stats {
+            if let Some(active_fraction) = active_fraction {
                 let images_per_sec =
                     images_since_log as f64 / since_log.elapsed().as_secs_f64().max(1e-9);
                 since_log = Instant::now();
@@ -352,30 +354,34 @@ where
                     loss_sum,
                     lr,
                     images_per_sec,
-                    mean_positive_distance: stats.mean_positive_distance,
-                    mean_negative_distance: stats.mean_negative_distance,
-                    active_fraction: stats.active_fraction,
-                    synthetic_negative_fraction: stats.synthetic_negative_fraction,
+                    mean_positive_distance: hphn_stats.map(|s| s.mean_positive_distance),
+                    mean_negative_distance: hphn_stats.map(|s| s.mean_negative_distance),
+                    active_fraction,
+                    synthetic_negative_fraction: hphn_stats.map(|s| s.synthetic_negative_fraction),
                 })?;
                 let ev = &mut files.events;
-                let scalars = [
+                let mut scalars = vec![
                     ("loss", mean_loss),
                     ("lr", lr),
-                    (
-                        "loss_stats/mean_positive_distance",
-                        stats.mean_positive_distance,
-                    ),
-                    (
-                        "loss_stats/mean_negative_distance",
-                        stats.mean_negative_distance,
-                    ),
-                    ("loss_stats/active_fraction", stats.active_fraction),
-                    (
-                        "loss_stats/synthetic_negative_fraction",
-                        stats.synthetic_negative_fraction,
-                    ),
+                    ("loss_stats/active_fraction", active_fraction),
                     ("images_per_sec", images_per_sec),
                 ];
+                if let Some(stats) = hphn_stats {
+                    scalars.extend([
+                        (
+                            "loss_stats/mean_positive_distance",
+                            stats.mean_positive_distance,
+                        ),
+                        (
+                            "loss_stats/mean_negative_distance",
+                            stats.mean_negative_distance,
+                        ),
+                        (
+                            "loss_stats/synthetic_negative_fraction",
+                            stats.synthetic_negative_fraction,
+                        ),
+                    ]);
+                }
                 for (tag, value) in scalars {
                     ev.scalar(tag, value, step)
                         .map_err(|e| CliError::io(ev.path(), e))?;
