@@ -32,7 +32,7 @@
 
 use burn::config::Config;
 use burn::tensor::activation::relu;
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::{backend::Backend, get_device_settings, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::anchor_pairs::AnchorPairs;
@@ -127,10 +127,9 @@ fn semi_hard<B: Backend>(pairs: &AnchorPairs<B>, margin: f64) -> Tensor<B, 1> {
         .clone()
         .detach()
         .mask_fill(pairs.positive_mask.clone().bool_not(), f64::INFINITY); // [B, B]
-    let rank = |x: Tensor<B, 2>| x.argsort(1).argsort(1);
-    let merged_rank = rank(Tensor::cat(vec![negatives.clone(), positives.clone()], 1))
+    let merged_rank = ranks(Tensor::cat(vec![negatives.clone(), positives.clone()], 1))
         .slice([0..b, columns..columns + b]);
-    let closer = merged_rank - rank(positives); // [B, B] negatives sorted before D_ij
+    let closer = merged_rank - ranks(positives); // [B, B] negatives sorted before D_ij
     let negative_count = pairs.negative_mask.clone().int().sum_dim(1).expand([b, b]);
     let has_farther = closer.clone().lower(negative_count);
     let closest_farther = negatives
@@ -167,18 +166,26 @@ fn all_valid<B: Backend>(pairs: &AnchorPairs<B>, margin: f64) -> Tensor<B, 1> {
         .clone()
         .detach()
         .mask_fill(pairs.positive_mask.clone().bool_not(), f64::INFINITY);
-    let rank = |x: Tensor<B, 2>| x.argsort(1).argsort(1);
-    let below = rank(Tensor::cat(
+    let below = ranks(Tensor::cat(
         vec![negatives, threshold_sorted_last.clone()],
         1,
     ))
     .slice([0..b, columns..columns + b])
-        - rank(threshold_sorted_last); // [B, B] negatives below the threshold
-                                       // Non-positive (i, j) tie at +inf and may rank anywhere among the +inf entries: clamp.
+        - ranks(threshold_sorted_last); // [B, B] negatives below the threshold
+                                        // Non-positive (i, j) tie at +inf and may rank anywhere among the +inf entries: clamp.
     let below = below.clamp(0, columns as i64);
     let hinge_sum = below.clone().float() * threshold - prefix.gather(1, below); // [B, B]
     let count = pairs.positive_mask.clone().float().sum_dim(1)
         * pairs.negative_mask.clone().float().sum_dim(1);
     (masked_sum(hinge_sum, pairs.positive_mask.clone()).reshape([b, 1]) / count.clamp_min(1.0))
         .reshape([b])
+}
+
+/// The rank of each entry within its row (0 = smallest): [rows, cols].
+///
+/// Cast to the device's default integer type: an argsort of integers may return another
+/// integer type than the default, and integer ops refuse to mix them.
+fn ranks<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2, Int> {
+    let dtype = get_device_settings::<B>(&x.device()).int_dtype;
+    x.argsort(1).argsort(1).cast(dtype)
 }
