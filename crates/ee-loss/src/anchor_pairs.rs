@@ -54,7 +54,7 @@ impl<B: Backend> AnchorPairs<B> {
         let n = batch.len();
         let device = matrix.device();
         let labels = batch.labels();
-        let original_labels = labels.clone().slice([0..b]);
+        let original_labels = labels.clone().slice(0..b);
 
         let positive_values = matrix.clone().slice([0..b, 0..b]);
         let positive_mask = same_class(original_labels.clone(), original_labels.clone())

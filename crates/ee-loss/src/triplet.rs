@@ -189,3 +189,43 @@ fn ranks<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2, Int> {
     let dtype = get_device_settings::<B>(&x.device()).int_dtype;
     x.argsort(1).argsort(1).cast(dtype)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::Int;
+
+    /// With the backend's default dtypes (f32, and flex's default int, which its int argsort
+    /// does not return), both variants run forward and backward.
+    #[test]
+    fn both_variants_run_with_the_default_dtypes() {
+        type B = Autodiff<Flex>;
+        let device = Default::default();
+        let x = Tensor::<B, 2>::from_data(
+            [
+                [1.0, 0.0],
+                [0.9, 0.1],
+                [0.0, 1.0],
+                [0.2, 0.9],
+                [-1.0, 0.1],
+                [-0.8, -0.3],
+            ],
+            &device,
+        )
+        .require_grad();
+        let labels = Tensor::<B, 1, Int>::from_data([0, 0, 1, 1, 2, 2], &device);
+        for negatives in [TripletNegatives::SemiHard, TripletNegatives::AllValid] {
+            let loss = TripletLossConfig::new()
+                .with_negatives(negatives)
+                .with_margin(1.0)
+                .init()
+                .unwrap();
+            let output = loss.forward(x.clone(), labels.clone()).unwrap();
+            let grads = output.loss.backward();
+            let gradient: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            assert!(gradient.iter().all(|g| g.is_finite()), "{negatives:?}");
+            assert!(gradient.iter().any(|g| *g != 0.0), "{negatives:?}");
+        }
+    }
+}
