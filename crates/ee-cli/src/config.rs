@@ -681,14 +681,12 @@ impl RawConfig {
                     }
                 }
             }
-            DataFormat::Folder => {
-                if !d.root.join(&d.train_split).is_file() {
-                    return Err(invalid(
-                        "data.train_split",
-                        format!("\"{}\"", d.train_split.display()),
-                        "the folder format needs a split file of `<class> <train|test>` lines in data.root",
-                    ));
-                }
+            DataFormat::Folder if !d.root.join(&d.train_split).is_file() => {
+                return Err(invalid(
+                    "data.train_split",
+                    format!("\"{}\"", d.train_split.display()),
+                    "the folder format needs a split file of `<class> <train|test>` lines in data.root",
+                ));
             }
             DataFormat::Cars196 | DataFormat::Cub if d.train_classes == Some(0) => {
                 return Err(invalid("data.train_classes", 0, "must be at least 1"));
@@ -835,7 +833,7 @@ impl RawConfig {
                 "must be at least 1",
             ));
         }
-        if l.n_inner_pts > 0 && k % 2 != 0 {
+        if l.n_inner_pts > 0 && !k.is_multiple_of(2) {
             return Err(invalid(
                 "schedule.instances_per_class",
                 k,
@@ -845,7 +843,7 @@ impl RawConfig {
                 ),
             ));
         }
-        if s.batch_size == 0 || s.batch_size % k != 0 {
+        if s.batch_size == 0 || !s.batch_size.is_multiple_of(k) {
             return Err(invalid(
                 "schedule.batch_size",
                 s.batch_size,

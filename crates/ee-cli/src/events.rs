@@ -225,7 +225,10 @@ fn read_varint(data: &[u8], at: &mut usize) -> Option<u64> {
 }
 
 /// Fields of one protobuf message: (field number, wire type, payload bytes or varint).
-fn fields(data: &[u8]) -> Option<Vec<(u32, u8, Vec<u8>, u64)>> {
+/// One protobuf field: number, wire type, payload bytes (length-delimited and fixed), varint.
+type Field = (u32, u8, Vec<u8>, u64);
+
+fn fields(data: &[u8]) -> Option<Vec<Field>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < data.len() {
@@ -280,6 +283,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::manual_rotate)] // the mask as TensorFlow's record writer spells it
     fn crc32c_known_value_and_mask() {
         // CRC-32C check value of "123456789" (RFC 3720)
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);

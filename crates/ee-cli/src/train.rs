@@ -289,7 +289,7 @@ where
             let lr = schedule.at(iteration);
             let rows = batch.class_ids.len();
             let embeddings = network.forward(batch.images);
-            let log_now = batch.batch_index as u64 % c.run.log_every_steps == 0;
+            let log_now = (batch.batch_index as u64).is_multiple_of(c.run.log_every_steps);
             // HPHN reports its mining (distances, synthetic negatives); the others their loss.
             let (trained_loss, per_anchor, hphn_stats) = match &loss {
                 Loss::HphnTriplet(hphn) => {
@@ -391,7 +391,7 @@ where
             bar.set_message(format!("loss {mean_loss:.4} lr {lr:.2e} {rate:.0} img/s"));
             bar.inc(1);
             if c.run.checkpoint_every_steps > 0
-                && step % c.run.checkpoint_every_steps == 0
+                && step.is_multiple_of(c.run.checkpoint_every_steps)
                 && state.sampler.next_batch != 0
             {
                 state.metrics_len = files.metrics.len()?;
@@ -431,7 +431,7 @@ where
         };
 
         let finished = epoch + 1;
-        if finished % c.schedule.eval_every_epochs == 0 || finished == epochs {
+        if finished.is_multiple_of(c.schedule.eval_every_epochs) || finished == epochs {
             let summary = evaluate_epoch(&network, &test_loader, config, options.quiet, device)?;
             let r1 = summary.report.recall(c.schedule.recall_k[0]).unwrap_or(0.0);
             let improved = r1 > state.best_recall1;

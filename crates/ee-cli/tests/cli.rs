@@ -202,11 +202,7 @@ fn train_writes_the_run_directory() {
         .map(|s| s.step)
         .collect();
     assert_eq!(loss_steps, vec![1, 2, 3, 4]);
-    let r1_event = scalars
-        .iter()
-        .filter(|s| s.tag == "metric/R1")
-        .last()
-        .unwrap();
+    let r1_event = scalars.iter().rfind(|s| s.tag == "metric/R1").unwrap();
     assert_eq!(r1_event.step, 4);
     assert!((f64::from(r1_event.value) - r1).abs() < 1e-6);
 
