@@ -12,6 +12,13 @@
 //! | mining | [`mining::hardest_pairs`] | -> `d_ap`, `d_an` [B] |
 //! | loss + reduction | [`HphnTripletLoss`], [`Reduction`] | -> per anchor [B], scalar |
 //!
+//! The paper's other losses sit on the same expanded batch: [`TripletLoss`] (semi-hard or all
+//! valid triplets), [`LiftedStructureLoss`], [`NPairLoss`] and [`MultiSimilarityLoss`], all
+//! [`PairLoss`]es; [`LossConfig`] chooses one by name (`hphn_triplet`, `triplet`, `lifted`,
+//! `npair`, `multi_similarity`) for config files. Under EE every loss follows the paper's rule:
+//! positive pairs among original points only, negatives may be synthetic, one term per original
+//! anchor ([`anchor_pairs`]; each loss's module documents which pairs enter which term).
+//!
 //! Batches follow the classes x instances layout: each class's K instances in consecutive
 //! rows, K even, so rows (0,1), (2,3), ... are same-class partners ([`batch`]).
 //! Every max and min passes its gradient to all tied elements, as the reference does
