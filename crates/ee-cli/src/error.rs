@@ -74,7 +74,10 @@ pub enum CliError {
         built: &'static str,
     },
     /// The compute device failed to start (no GPU, no driver).
-    #[error("cannot use the {backend} device: {message}")]
+    #[error(
+        "cannot use the {backend} device ({message}): check that a GPU and its driver are \
+         visible (nvidia-smi), or train on the CPU with --backend cpu"
+    )]
     Device {
         /// Backend name.
         backend: &'static str,
