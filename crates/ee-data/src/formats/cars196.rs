@@ -22,6 +22,17 @@ pub const CARS196_TRAIN_CLASSES: u32 = 98;
 /// The annotation file's name inside the dataset folder.
 pub const CARS196_ANNOTATIONS: &str = "cars_annos.mat";
 
+/// Fields of each element of the `annotations` struct array in `cars_annos.mat`.
+const ANNOTATION_FIELDS: [&str; 7] = [
+    "relative_im_path",
+    "bbox_x1",
+    "bbox_y1",
+    "bbox_x2",
+    "bbox_y2",
+    "class",
+    "test",
+];
+
 /// One element of the `annotations` struct array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarsAnnotation {
@@ -225,18 +236,7 @@ pub fn write_cars_annotations(
     annotations: &[CarsAnnotation],
     class_names: &[String],
 ) -> Result<()> {
-    let fields: Vec<String> = [
-        "relative_im_path",
-        "bbox_x1",
-        "bbox_y1",
-        "bbox_x2",
-        "bbox_y2",
-        "class",
-        "test",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let fields: Vec<String> = ANNOTATION_FIELDS.iter().map(|s| s.to_string()).collect();
     let mut values = Vec::with_capacity(annotations.len() * fields.len());
     for a in annotations {
         values.push(MatVariable::from(a.relative_im_path.as_str()));
@@ -323,18 +323,7 @@ mod tests {
     fn reads_mixed_integer_classes_as_in_the_original_file() {
         // The original stores each number in the smallest integer class that holds it
         // (uint8 or uint16, varying per element), the path as a char array.
-        let fields: Vec<String> = [
-            "relative_im_path",
-            "bbox_x1",
-            "bbox_y1",
-            "bbox_x2",
-            "bbox_y2",
-            "class",
-            "test",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let fields: Vec<String> = ANNOTATION_FIELDS.iter().map(|s| s.to_string()).collect();
         let values = vec![
             MatVariable::from("car_ims/000001.jpg"),
             MatVariable::from(112u8),
