@@ -6,6 +6,7 @@
 pub mod cars196;
 pub mod cub;
 pub mod folder;
+pub mod inshop;
 pub mod reference_meta;
 pub mod sop;
 mod text;
@@ -15,7 +16,10 @@ pub use cars196::{
     CarsAnnotation, CARS196_ANNOTATIONS, CARS196_TRAIN_CLASSES,
 };
 pub use cub::{read_cub, CUB_TRAIN_CLASSES};
-pub use folder::{list_class_folders, read_folder_tree, FolderSplit};
+pub use folder::{list_class_folders, read_folder_tree, FolderSplit, IMAGE_EXTENSIONS};
+pub use inshop::{
+    inshop_partition_path, read_inshop, write_inshop_partition, QueryGalleryDataset, INSHOP_HEADER,
+};
 pub use reference_meta::{
     read_meta_boxes, read_meta_dataset, read_meta_records, read_meta_split, write_meta_boxes,
     write_meta_records, MetaRecord, META_HEADER,
