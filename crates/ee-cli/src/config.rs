@@ -91,6 +91,9 @@ pub enum DataFormat {
     /// `ee data synth`'s synthetic dataset, written to `data.root` first if absent
     /// (options in `[data.synthetic]`), read in the reference's meta format.
     Synthetic,
+    /// DeepFashion In-shop (`list_eval_partition.txt`): train, query and gallery images;
+    /// evaluated in query/gallery mode.
+    Inshop,
 }
 
 /// Options of the synthetic dataset (`[data.synthetic]`).
@@ -132,6 +135,14 @@ pub struct DataSection {
     /// Test meta file (reference_meta), relative to `root`.
     #[serde(default = "default_test_split")]
     pub test_split: PathBuf,
+    /// Query meta file (reference_meta, relative to `root`): with `gallery_split`, the test
+    /// scores become queries against a separate gallery instead of the test split against
+    /// itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_split: Option<PathBuf>,
+    /// Gallery meta file (reference_meta, relative to `root`); see `query_split`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gallery_split: Option<PathBuf>,
     /// Number of training classes (cars196: 98, cub: 100).
     #[serde(default)]
     pub train_classes: Option<u32>,
@@ -681,6 +692,13 @@ impl RawConfig {
                     }
                 }
             }
+            DataFormat::Inshop if !ee_data::formats::inshop_partition_path(&d.root).is_file() => {
+                return Err(invalid(
+                    "data.root",
+                    format!("\"{}\"", d.root.display()),
+                    "the inshop format needs Eval/list_eval_partition.txt (or list_eval_partition.txt) in data.root",
+                ));
+            }
             DataFormat::Folder if !d.root.join(&d.train_split).is_file() => {
                 return Err(invalid(
                     "data.train_split",
@@ -692,6 +710,43 @@ impl RawConfig {
                 return Err(invalid("data.train_classes", 0, "must be at least 1"));
             }
             _ => {}
+        }
+        match (&d.query_split, &d.gallery_split) {
+            (None, None) => {}
+            (Some(_), Some(_)) if d.format != DataFormat::ReferenceMeta => {
+                return Err(invalid(
+                    "data.query_split",
+                    format!("\"{}\"", d.query_split.as_ref().unwrap().display()),
+                    "query/gallery meta files go with format = \"reference_meta\" (inshop defines its own)",
+                ));
+            }
+            (Some(query), Some(gallery)) => {
+                for (field, file) in [("data.query_split", query), ("data.gallery_split", gallery)]
+                {
+                    if !d.root.join(file).is_file() {
+                        return Err(invalid(
+                            field,
+                            format!("\"{}\"", file.display()),
+                            format!(
+                                "no such file in data.root ({})",
+                                d.root.join(file).display()
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Some(one), None) | (None, Some(one)) => {
+                let field = if d.query_split.is_some() {
+                    "data.query_split"
+                } else {
+                    "data.gallery_split"
+                };
+                return Err(invalid(
+                    field,
+                    format!("\"{}\"", one.display()),
+                    "data.query_split and data.gallery_split go together: give both or neither",
+                ));
+            }
         }
         if !(16..=1024).contains(&d.image_size) {
             return Err(invalid(

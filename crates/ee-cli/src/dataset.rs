@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ee_data::formats::{self, FolderSplit};
-use ee_data::{Dataset, SynthImageFormat, SynthLayout, SynthOptions};
+use ee_data::{Dataset, Split, SynthImageFormat, SynthLayout, SynthOptions};
 
 use crate::config::{DataFormat, RunConfig, SyntheticSection};
 use crate::error::{CliError, Result};
@@ -85,6 +85,25 @@ pub fn open_dataset(config: &RunConfig) -> Result<Dataset> {
         DataFormat::Folder => {
             formats::read_folder_tree(&d.root, &FolderSplit::File(d.root.join(&d.train_split)))?
         }
+        DataFormat::Inshop => formats::read_inshop(&d.root)?.dataset()?,
     };
     Ok(dataset)
+}
+
+/// The query and gallery splits of a dataset that defines them (In-Shop, or reference meta
+/// files named by `data.query_split` and `data.gallery_split`); `None` for the others, which
+/// are scored test split against itself.
+pub fn open_query_gallery(config: &RunConfig) -> Result<Option<(Split, Split)>> {
+    let d = &config.get().data;
+    if d.format == DataFormat::Inshop {
+        let inshop = formats::read_inshop(&d.root)?;
+        return Ok(Some((inshop.query, inshop.gallery)));
+    }
+    match (&d.query_split, &d.gallery_split) {
+        (Some(query), Some(gallery)) => Ok(Some((
+            formats::read_meta_split(&d.root.join(query), &d.root, None)?,
+            formats::read_meta_split(&d.root.join(gallery), &d.root, None)?,
+        ))),
+        _ => Ok(None),
+    }
 }

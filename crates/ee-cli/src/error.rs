@@ -87,6 +87,25 @@ pub enum CliError {
     /// `ee data check` found problems.
     #[error("{0}")]
     DataCheck(String),
+    /// An embeddings file (`ee embed`'s output) is unreadable or inconsistent.
+    #[error("{}: {message}", path.display())]
+    Embeddings {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The command line asks for something impossible (k = 0, no query images, ...).
+    #[error("{0}")]
+    Usage(String),
+    /// A picture could not be drawn or written.
+    #[error("{}: {message}", path.display())]
+    Plot {
+        /// The PNG file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl CliError {
@@ -104,7 +123,8 @@ impl CliError {
             CliError::Config(_)
             | CliError::Backend { .. }
             | CliError::RunExists { .. }
-            | CliError::NothingToResume { .. } => 2,
+            | CliError::NothingToResume { .. }
+            | CliError::Usage(_) => 2,
             _ => 1,
         }
     }

@@ -1,19 +1,18 @@
-//! Embedding a test split and scoring it with ee-eval (Recall@K, MAP@R, optionally NMI/F1);
-//! also `ee eval CONFIG --checkpoint PATH`.
+//! Embedding a test set and scoring it with ee-eval (Recall@K, MAP@R, optionally NMI/F1),
+//! test split against itself or queries against a gallery; also `ee eval`.
 
 use std::path::Path;
 
-use burn::module::Module;
 use burn::tensor::backend::Backend;
-use ee_data::{BatchPlan, ImageLoader};
-use ee_eval::{EmbeddingMatrix, EvalConfig, EvalReport};
-use indicatif::{ProgressBar, ProgressStyle};
+use ee_data::{Dataset, ImageLoader};
+use ee_eval::{EvalConfig, EvalReport};
 
-use crate::checkpoint::{self, CheckpointFile};
 use crate::config::{RawConfig, RunConfig};
-use crate::dataset::open_dataset;
+use crate::dataset::{open_dataset, open_query_gallery};
+use crate::embed::{embed_loader, TrainedNetwork};
+use crate::embedding_set::{integer_labels, EmbeddingSet};
 use crate::error::{CliError, Result};
-use crate::network::{build_network, Network};
+use crate::network::Network;
 use crate::train::loader_config;
 
 /// An evaluation's report and how long it took.
@@ -51,72 +50,145 @@ pub fn eval_config(config: &RawConfig) -> EvalConfig {
         .with_seed(config.run.seed)
 }
 
-/// Embeds every image of `loader` (test transform, in order) with `network` in eval mode and
-/// scores the embeddings.
-pub fn embed_split<B: Backend>(
+/// The images a model is scored on.
+#[derive(Debug, Clone)]
+pub enum TestSet {
+    /// The test split, each image queried against the others.
+    SelfRetrieval(ImageLoader),
+    /// Queries searched in a separate gallery (In-Shop, or `data.query_split` and
+    /// `data.gallery_split`).
+    QueryGallery {
+        /// The query images.
+        query: ImageLoader,
+        /// The gallery images.
+        gallery: ImageLoader,
+    },
+}
+
+impl TestSet {
+    /// The test set of `config`'s dataset: query/gallery where the dataset defines them,
+    /// else `dataset.test`.
+    pub fn open(config: &RunConfig, dataset: &Dataset) -> Result<TestSet> {
+        let loader = loader_config(config);
+        Ok(match open_query_gallery(config)? {
+            Some((query, gallery)) => TestSet::QueryGallery {
+                query: loader.init(&query)?,
+                gallery: loader.init(&gallery)?,
+            },
+            None => TestSet::SelfRetrieval(loader.init(&dataset.test)?),
+        })
+    }
+
+    /// Number of images embedded per evaluation.
+    pub fn len(&self) -> usize {
+        match self {
+            TestSet::SelfRetrieval(l) => l.len(),
+            TestSet::QueryGallery { query, gallery } => query.len() + gallery.len(),
+        }
+    }
+
+    /// Always false (splits are never empty).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// "N test images" or "Q queries against a gallery of G".
+    pub fn describe(&self) -> String {
+        match self {
+            TestSet::SelfRetrieval(l) => format!("{} test images", l.len()),
+            TestSet::QueryGallery { query, gallery } => format!(
+                "{} queries against a gallery of {}",
+                query.len(),
+                gallery.len()
+            ),
+        }
+    }
+}
+
+fn labels_of(loader: &ImageLoader) -> Vec<i64> {
+    loader
+        .items()
+        .iter()
+        .map(|item| i64::from(item.class_id))
+        .collect()
+}
+
+/// Embeds the test set with `network` in eval mode and scores the embeddings.
+pub fn evaluate_network<B: Backend>(
     network: &Network<B>,
-    loader: &ImageLoader,
+    test: &TestSet,
     config: &RunConfig,
     quiet: bool,
     device: &B::Device,
 ) -> Result<EvalSummary> {
     let start = std::time::Instant::now();
     let c = config.get();
-    let plan = BatchPlan::test(loader.len(), c.schedule.eval_batch_size);
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(plan.batches.len() as u64)
+    let batch = c.schedule.eval_batch_size;
+    let report = match test {
+        TestSet::SelfRetrieval(loader) => {
+            let matrix = embed_loader(network, loader, batch, "eval", quiet, device)?;
+            ee_eval::evaluate_matrix::<B>(&matrix, &labels_of(loader), &eval_config(c), device)?
+        }
+        TestSet::QueryGallery { query, gallery } => {
+            let q = embed_loader(network, query, batch, "eval query", quiet, device)?;
+            let g = embed_loader(network, gallery, batch, "eval gallery", quiet, device)?;
+            ee_eval::evaluate_query_gallery_matrix::<B>(
+                &q,
+                &labels_of(query),
+                &g,
+                &labels_of(gallery),
+                &eval_config(c),
+                device,
+            )?
+        }
     };
-    bar.set_style(
-        ProgressStyle::with_template("eval [{bar:30}] {pos}/{len} batches ({elapsed}<{eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    let mut values = Vec::new();
-    let mut labels = Vec::new();
-    let mut dim = c.model.embed_dim;
-    for batch in loader.iter::<B>(plan, device) {
-        let batch = batch?;
-        let embeddings = network.forward(batch.images);
-        dim = embeddings.dims()[1];
-        let data: Vec<f32> = embeddings
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| CliError::DataCheck(format!("cannot read embeddings back: {e:?}")))?;
-        values.extend(data);
-        labels.extend(batch.class_ids.iter().map(|&l| i64::from(l)));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let matrix = EmbeddingMatrix::new(values, dim)?;
-    let report = ee_eval::evaluate_matrix::<B>(&matrix, &labels, &eval_config(c), device)?;
     Ok(EvalSummary {
         report,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-/// `ee eval`: loads `checkpoint` (its own config gives the network), embeds the test split of
-/// `config` and returns the report.
+/// `ee eval CONFIG --checkpoint PATH`: loads the checkpoint (its own config gives the
+/// network), embeds the test set of `config` (query/gallery where the dataset defines them)
+/// and returns the report.
 pub fn evaluate_checkpoint<B: Backend>(
     config: &RunConfig,
     checkpoint_path: &Path,
     quiet: bool,
     device: &B::Device,
 ) -> Result<EvalReport> {
-    let file = CheckpointFile::load(checkpoint_path)?;
-    let stored = RawConfig::parse_str(&file.config, &[], &checkpoint_path.display().to_string())?;
-    let mut network_config = config.get().clone();
-    network_config.model = stored.model.clone();
-    let network = build_network::<B>(&network_config, false, device)?;
-    let network: Network<B> = network.load_record(checkpoint::record_from_bytes::<B, _>(
-        file.network,
-        device,
-        checkpoint_path,
-    )?);
+    let trained = TrainedNetwork::<B>::load(checkpoint_path, device)?;
     let dataset = open_dataset(config)?;
-    let loader = loader_config(config).init(&dataset.test)?;
-    Ok(embed_split(&network, &loader, config, quiet, device)?.report)
+    let test = TestSet::open(config, &dataset)?;
+    Ok(evaluate_network(&trained.network, &test, config, quiet, device)?.report)
+}
+
+/// `ee eval --query FILE --gallery FILE`: scores two embedding files (`ee embed`'s output,
+/// every row labelled) as queries against a gallery; no model needed.
+pub fn evaluate_files<B: Backend>(
+    query: &Path,
+    gallery: &Path,
+    config: &EvalConfig,
+    device: &B::Device,
+) -> Result<EvalReport> {
+    let q = EmbeddingSet::load(query)?;
+    let g = EmbeddingSet::load(gallery)?;
+    if q.dim() != g.dim() {
+        return Err(CliError::Usage(format!(
+            "{} holds {}-dimensional embeddings but {} holds {}-dimensional ones",
+            query.display(),
+            q.dim(),
+            gallery.display(),
+            g.dim()
+        )));
+    }
+    let labels = integer_labels(&[("query", &q), ("gallery", &g)])?;
+    Ok(ee_eval::evaluate_query_gallery_matrix::<B>(
+        &q.embeddings,
+        &labels[0],
+        &g.embeddings,
+        &labels[1],
+        config,
+        device,
+    )?)
 }

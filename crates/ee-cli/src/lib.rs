@@ -5,6 +5,10 @@
 //! ```text
 //! ee train CONFIG [--set section.key=value ...] [--resume]
 //! ee eval CONFIG --checkpoint runs/x/best.mpk
+//! ee embed --checkpoint runs/x/best.mpk --images photos/ --out gallery.npy
+//! ee search --gallery gallery.npy --query photo.jpg --checkpoint runs/x/best.mpk -k 10
+//! ee viz retrieval --gallery gallery.npy --out grid.png
+//! ee viz curves runs/inner0 runs/inner2 --out curves.png
 //! ee data check CONFIG
 //! ee data synth [--root data/synth]
 //! ```
@@ -12,7 +16,9 @@
 //! The library half holds the pieces the binary wires together, each testable alone:
 //! [`config`] (TOML schema, overrides, validation), [`schedule`] (multi-step lr),
 //! [`events`] (TensorBoard files), [`metrics`] (metrics.jsonl), [`checkpoint`] (atomic
-//! checkpoints), [`network`] (backbone + head), [`train`], [`evaluate`], [`data_check`].
+//! checkpoints), [`network`] (backbone + head), [`train`], [`evaluate`], [`data_check`],
+//! [`embed`] (a checkpoint's network over images), [`embedding_set`] (embeddings files),
+//! [`search`] (top-k retrieval), [`viz`] (retrieval grids and training curves).
 //!
 //! ```
 //! use ee_cli::config::RawConfig;
@@ -35,12 +41,16 @@ pub mod checkpoint;
 pub mod config;
 pub mod data_check;
 pub mod dataset;
+pub mod embed;
+pub mod embedding_set;
 pub mod error;
 pub mod evaluate;
 pub mod events;
 pub mod metrics;
 pub mod network;
 pub mod schedule;
+pub mod search;
 pub mod train;
+pub mod viz;
 
 pub use error::{CliError, Result};

@@ -3,11 +3,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use ee_cli::backend::{open_device, Compute, Train};
 use ee_cli::config::{BackendName, RawConfig, RunConfig, SyntheticSection};
+use ee_cli::embed::{embed_images, embed_loader, ImageList, TrainedNetwork};
+use ee_cli::embedding_set::{EmbeddingSet, SetLayout};
 use ee_cli::error::{CliError, Result};
+use ee_cli::search;
 use ee_cli::train::{train, TrainOptions};
+use ee_cli::viz::curves::{draw_curves, RunCurves};
+use ee_cli::viz::retrieval;
 
 #[derive(Parser)]
 #[command(
@@ -38,13 +43,26 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Evaluate a checkpoint on the config's test split (Recall@K, MAP@R, R-precision, NMI/F1).
+    /// Score a model: a checkpoint on the config's test set (Recall@K, MAP@R, R-precision,
+    /// NMI/F1; queries against a gallery where the dataset defines them), or two embedding
+    /// files from `ee embed` as queries against a gallery.
+    #[command(group(ArgGroup::new("what").required(true).args(["checkpoint", "query"])))]
     Eval {
-        #[command(flatten)]
-        config: ConfigArgs,
+        /// The run config (TOML). Needed with --checkpoint; with --query/--gallery it only
+        /// gives the metrics' settings (schedule.recall_k, schedule.eval_clustering).
+        config: Option<PathBuf>,
+        /// Override a config value (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
         /// A checkpoint written by `ee train` (best.mpk or last.mpk).
-        #[arg(long)]
-        checkpoint: PathBuf,
+        #[arg(long, requires = "config")]
+        checkpoint: Option<PathBuf>,
+        /// Query embeddings (`ee embed` output: .npy with its .csv index, or .safetensors).
+        #[arg(long, requires = "gallery", conflicts_with = "checkpoint")]
+        query: Option<PathBuf>,
+        /// Gallery embeddings, same formats as --query.
+        #[arg(long, requires = "query")]
+        gallery: Option<PathBuf>,
         /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -52,11 +70,142 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Embed images with a trained model: a dataset split (--config), a folder (--images,
+    /// recursively; subfolder names become labels) or a list file (--list: `PATH` or
+    /// `PATH<TAB>LABEL` lines). Writes FILE.npy + FILE.csv (index,path,label) or
+    /// FILE.safetensors, by the extension of --out.
+    #[command(group(ArgGroup::new("source").required(true).args(["config", "images", "list"])))]
+    Embed {
+        /// A checkpoint written by `ee train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Embed a split of this config's dataset (labels from the dataset).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a value of --config (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE", requires = "config")]
+        overrides: Vec<String>,
+        /// Which split of --config's dataset.
+        #[arg(long, value_enum, default_value_t = SplitName::Test, requires = "config")]
+        split: SplitName,
+        /// Embed every image under this folder.
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Embed the images a list file names.
+        #[arg(long)]
+        list: Option<PathBuf>,
+        /// Output file: NAME.npy (with NAME.csv beside it) or NAME.safetensors.
+        #[arg(long)]
+        out: PathBuf,
+        /// Images per forward pass (default: the checkpoint's schedule.eval_batch_size).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Find the k nearest gallery items of query images or embeddings (exact, Euclidean).
+    Search {
+        /// Gallery embeddings (`ee embed` output).
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Queries: an embeddings file, or images (one image, a folder, a list file) embedded
+        /// with --checkpoint.
+        #[arg(long)]
+        query: PathBuf,
+        /// Results per query.
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        /// The model that made the gallery, to embed query images.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Print JSON (a list of {query, label, hits: [{rank, index, path, label, distance}]}).
+        #[arg(long)]
+        json: bool,
+        /// Images per forward pass when embedding queries.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Pictures of retrieval results and training curves (PNG).
+    Viz {
+        #[command(subcommand)]
+        command: VizCommand,
+    },
     /// Dataset tools.
     Data {
         #[command(subcommand)]
         command: DataCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum VizCommand {
+    /// A grid of queries (first column, blue) and their top-k results, framed green when the
+    /// result's label is the query's and red when not (grey when a label is unknown).
+    Retrieval {
+        /// Gallery embeddings (`ee embed` output; paths must point at the images).
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Queries as for `ee search`; without it every gallery item is a query and is left
+        /// out of its own results.
+        #[arg(long)]
+        query: Option<PathBuf>,
+        /// The model that made the gallery, to embed query images.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Results per query.
+        #[arg(short, default_value_t = 5)]
+        k: usize,
+        /// Number of query rows.
+        #[arg(long, default_value_t = 8)]
+        queries: usize,
+        /// Show the worst queries first (fewest correct results, then the latest first
+        /// correct one) instead of the first ones.
+        #[arg(long)]
+        worst_first: bool,
+        /// Side of the thumbnails in pixels.
+        #[arg(long, default_value_t = 96)]
+        thumb: u32,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Loss and Recall@K against epochs from runs' metrics.jsonl, runs overlaid (e.g. the
+    /// inner-0 and inner-2 runs).
+    Curves {
+        /// Run directories (each with a metrics.jsonl).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The PNG to write.
+        #[arg(long, default_value = "curves.png")]
+        out: PathBuf,
+        /// Which Recall@K to draw (repeatable; default: every K logged).
+        #[arg(long = "recall-k")]
+        recall_k: Vec<usize>,
+        /// Picture width in pixels.
+        #[arg(long, default_value_t = 1200)]
+        width: u32,
+        /// Picture height in pixels.
+        #[arg(long, default_value_t = 450)]
+        height: u32,
+    },
+}
+
+/// A split of a config's dataset.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SplitName {
+    Train,
+    Test,
+    /// The query images (In-Shop, or data.query_split).
+    Query,
+    /// The gallery images (In-Shop, or data.gallery_split).
+    Gallery,
 }
 
 #[derive(Subcommand)]
@@ -136,23 +285,240 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval {
             config,
+            overrides,
             checkpoint,
+            query,
+            gallery,
             json,
             quiet,
         } => {
-            let config = config.load()?;
+            let config = config
+                .map(|path| -> Result<RunConfig> {
+                    Ok(RawConfig::load(&path, &overrides)?.check()?)
+                })
+                .transpose()?;
             let device = open_device()?;
-            let report = ee_cli::evaluate::evaluate_checkpoint::<Compute>(
-                &config,
-                &checkpoint,
-                quiet,
-                &device,
-            )?;
+            let report = match (checkpoint, query, gallery) {
+                (Some(checkpoint), _, _) => {
+                    let config = config.expect("clap requires CONFIG with --checkpoint");
+                    ee_cli::evaluate::evaluate_checkpoint::<Compute>(
+                        &config,
+                        &checkpoint,
+                        quiet,
+                        &device,
+                    )?
+                }
+                (None, Some(query), Some(gallery)) => {
+                    let eval_config = match &config {
+                        Some(c) => ee_cli::evaluate::eval_config(c.get()),
+                        None => ee_eval::EvalConfig::new().with_map_at_r(true),
+                    };
+                    ee_cli::evaluate::evaluate_files::<Compute>(
+                        &query,
+                        &gallery,
+                        &eval_config,
+                        &device,
+                    )?
+                }
+                _ => unreachable!("clap requires --checkpoint or --query with --gallery"),
+            };
             if json {
                 println!("{}", report.to_json());
             } else {
                 println!("{report}");
             }
+            Ok(())
+        }
+        Command::Embed {
+            checkpoint,
+            config,
+            overrides,
+            split,
+            images,
+            list,
+            out,
+            batch_size,
+            quiet,
+        } => {
+            SetLayout::of(&out)?;
+            let device = open_device()?;
+            let trained = TrainedNetwork::<Compute>::load(&checkpoint, &device)?;
+            let batch = batch_size
+                .unwrap_or(trained.config.schedule.eval_batch_size)
+                .max(1);
+            let set = match (config, images, list) {
+                (Some(path), _, _) => {
+                    let config = RawConfig::load(&path, &overrides)?.check()?;
+                    let split = dataset_split(&config, split)?;
+                    let loader = ee_cli::train::loader_config(&config).init(&split)?;
+                    let embeddings =
+                        embed_loader(&trained.network, &loader, batch, "embed", quiet, &device)?;
+                    let list = ImageList::from_split(&split);
+                    EmbeddingSet::new(
+                        embeddings,
+                        list.paths.iter().map(|p| p.display().to_string()).collect(),
+                        list.labels,
+                    )?
+                }
+                (None, Some(dir), _) => {
+                    embed_images(&trained, &ImageList::from_dir(&dir)?, batch, quiet, &device)?
+                }
+                (None, None, Some(file)) => embed_images(
+                    &trained,
+                    &ImageList::from_list(&file)?,
+                    batch,
+                    quiet,
+                    &device,
+                )?,
+                _ => unreachable!("clap requires one source"),
+            };
+            set.save(&out)?;
+            let labelled = set.labels.iter().filter(|l| l.is_some()).count();
+            println!(
+                "wrote {} embeddings of dimension {} ({labelled} labelled) to {}{}",
+                set.len(),
+                set.dim(),
+                out.display(),
+                if SetLayout::of(&out)? == SetLayout::Npy {
+                    format!(" and {}", ee_cli::embedding_set::index_path(&out).display())
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }
+        Command::Search {
+            gallery,
+            query,
+            k,
+            checkpoint,
+            json,
+            batch_size,
+            quiet,
+        } => {
+            let gallery_set = EmbeddingSet::load(&gallery)?;
+            search::check_k(k, gallery_set.len())?;
+            let device = open_device()?;
+            let queries = search::query_set::<Compute>(
+                &query,
+                checkpoint.as_deref(),
+                gallery_set.dim(),
+                &gallery,
+                batch_size,
+                quiet,
+                &device,
+            )?;
+            let results = search::search::<Compute>(&queries, &gallery_set, k, &device)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&results).expect("results serialise")
+                );
+            } else {
+                print!("{}", search::table(&results));
+            }
+            Ok(())
+        }
+        Command::Viz {
+            command:
+                VizCommand::Retrieval {
+                    gallery,
+                    query,
+                    checkpoint,
+                    k,
+                    queries,
+                    worst_first,
+                    thumb,
+                    out,
+                    quiet,
+                },
+        } => {
+            if queries == 0 {
+                return Err(CliError::Usage(
+                    "invalid --queries 0: must be at least 1".into(),
+                ));
+            }
+            if !(8..=1024).contains(&thumb) {
+                return Err(CliError::Usage(format!(
+                    "invalid --thumb {thumb}: must be in 8..=1024"
+                )));
+            }
+            let gallery_set = EmbeddingSet::load(&gallery)?;
+            let device = open_device()?;
+            let results = match query {
+                Some(query) => {
+                    search::check_k(k, gallery_set.len())?;
+                    let queries = search::query_set::<Compute>(
+                        &query,
+                        checkpoint.as_deref(),
+                        gallery_set.dim(),
+                        &gallery,
+                        64,
+                        quiet,
+                        &device,
+                    )?;
+                    search::search::<Compute>(&queries, &gallery_set, k, &device)?
+                }
+                None => search::search_self::<Compute>(&gallery_set, k, &device)?,
+            };
+            let rows = retrieval::select_queries(&results, queries, worst_first)?;
+            let (grid, unreadable) = retrieval::draw_grid(&results, &rows, thumb);
+            for path in &unreadable {
+                eprintln!("warning: cannot read {path}: drawn as a dark square");
+            }
+            ee_cli::viz::save_png(&grid, &out)?;
+            let correct: usize = rows
+                .iter()
+                .map(|&q| {
+                    results[q]
+                        .hits
+                        .iter()
+                        .filter(|h| results[q].is_match(h) == Some(true))
+                        .count()
+                })
+                .sum();
+            println!(
+                "wrote {} ({} x {} px): {} queries x {k} results, {correct} of the class of their query",
+                out.display(),
+                grid.width(),
+                grid.height(),
+                rows.len()
+            );
+            Ok(())
+        }
+        Command::Viz {
+            command:
+                VizCommand::Curves {
+                    runs,
+                    out,
+                    recall_k,
+                    width,
+                    height,
+                },
+        } => {
+            if !(200..=8000).contains(&width) || !(150..=8000).contains(&height) {
+                return Err(CliError::Usage(format!(
+                    "invalid --width {width} / --height {height}: width must be in 200..=8000, height in 150..=8000"
+                )));
+            }
+            let mut curves = runs
+                .iter()
+                .map(|r| RunCurves::read(r))
+                .collect::<Result<Vec<_>>>()?;
+            // Runs of the same folder name are told apart by their paths in the legend.
+            let names: Vec<String> = curves.iter().map(|c| c.name.clone()).collect();
+            for (i, curve) in curves.iter_mut().enumerate() {
+                if names.iter().filter(|&n| *n == names[i]).count() > 1 {
+                    curve.name = runs[i].display().to_string();
+                }
+            }
+            let image = draw_curves(&curves, &recall_k, width, height)?;
+            ee_cli::viz::save_png(&image, &out)?;
+            println!(
+                "wrote {} ({width} x {height} px): {} run(s)",
+                out.display(),
+                curves.len()
+            );
             Ok(())
         }
         Command::Data {
@@ -185,6 +551,30 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The split of `config`'s dataset that `ee embed --split` names.
+fn dataset_split(config: &RunConfig, split: SplitName) -> Result<ee_data::Split> {
+    if matches!(split, SplitName::Query | SplitName::Gallery) {
+        let Some((query, gallery)) = ee_cli::dataset::open_query_gallery(config)? else {
+            return Err(CliError::Usage(
+                "--split query/gallery: this dataset defines no query and gallery (use \
+                 data.format = \"inshop\", or data.query_split and data.gallery_split)"
+                    .into(),
+            ));
+        };
+        return Ok(if split == SplitName::Query {
+            query
+        } else {
+            gallery
+        });
+    }
+    let dataset = ee_cli::dataset::open_dataset(config)?;
+    Ok(if split == SplitName::Train {
+        dataset.train
+    } else {
+        dataset.test
+    })
 }
 
 fn main() -> ExitCode {

@@ -20,7 +20,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
-use ee_data::{BatchPlan, ImageLoader, LoaderConfig, SamplerConfig, SamplerState};
+use ee_data::{BatchPlan, LoaderConfig, SamplerConfig, SamplerState};
 use ee_loss::{Loss, PairLoss};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -28,7 +28,7 @@ use crate::checkpoint::{self, CheckpointFile, TrainingState, CHECKPOINT_VERSION}
 use crate::config::{OptimizerName, RunConfig};
 use crate::dataset::open_dataset;
 use crate::error::{CliError, Result};
-use crate::evaluate::{embed_split, EvalSummary};
+use crate::evaluate::{evaluate_network, EvalSummary, TestSet};
 use crate::events::EventWriter;
 use crate::metrics::{EvalLine, MetricsLog, TrainLine};
 use crate::network::{build_network, Network};
@@ -166,7 +166,7 @@ where
         .with_require_even_instances(c.loss.n_inner_pts > 0)
         .init(&dataset.train.labels(), c.run.seed)?;
     let train_loader = loader_config(config).init(&dataset.train)?;
-    let test_loader = loader_config(config).init(&dataset.test)?;
+    let test_set = TestSet::open(config, &dataset)?;
     let loss = config.loss().init()?;
     let batches_per_epoch = sampler.batches_per_epoch();
     let schedule = MultiStepLr::from_epochs(
@@ -243,7 +243,7 @@ where
     let poison_step: Option<u64> = std::env::var(POISON_ENV).ok().and_then(|v| v.parse().ok());
     let mut last_checkpoint = options.resume.then(|| last.clone());
     eprintln!(
-        "training {} epochs x {} batches of {} ({} classes x {}) on {} train images ({} classes), testing on {} images; run directory {}",
+        "training {} epochs x {} batches of {} ({} classes x {}) on {} train images ({} classes), testing on {}; run directory {}",
         epochs,
         batches_per_epoch,
         sampler.batch_size(),
@@ -251,12 +251,12 @@ where
         sampler.instances_per_class(),
         train_loader.len(),
         dataset.train.num_classes(),
-        test_loader.len(),
+        test_set.describe(),
         run_dir.display()
     );
 
     if c.schedule.eval_before_training && state.global_step == 0 {
-        let summary = evaluate_epoch(&network, &test_loader, config, options.quiet, device)?;
+        let summary = evaluate_epoch(&network, &test_set, config, options.quiet, device)?;
         log_eval(&mut files, &summary, 0, &state)?;
         let recalls: Vec<String> = summary
             .report
@@ -432,7 +432,7 @@ where
 
         let finished = epoch + 1;
         if finished.is_multiple_of(c.schedule.eval_every_epochs) || finished == epochs {
-            let summary = evaluate_epoch(&network, &test_loader, config, options.quiet, device)?;
+            let summary = evaluate_epoch(&network, &test_set, config, options.quiet, device)?;
             let r1 = summary.report.recall(c.schedule.recall_k[0]).unwrap_or(0.0);
             let improved = r1 > state.best_recall1;
             if improved {
@@ -480,13 +480,13 @@ where
 
 fn evaluate_epoch<B: AutodiffBackend>(
     network: &Network<B>,
-    test_loader: &ImageLoader,
+    test_set: &TestSet,
     config: &RunConfig,
     quiet: bool,
     device: &B::Device,
 ) -> Result<EvalSummary> {
     let valid = network.valid();
-    embed_split::<B::InnerBackend>(&valid, test_loader, config, quiet, device)
+    evaluate_network::<B::InnerBackend>(&valid, test_set, config, quiet, device)
 }
 
 fn log_eval(

@@ -1,0 +1,305 @@
+//! Embedding images with a trained network: a checkpoint's network, the images to embed
+//! (a dataset split, a folder, a list file, one image), and `ee embed` itself.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use ee_data::formats::IMAGE_EXTENSIONS;
+use ee_data::{BatchPlan, ImageLoader, Item, LoaderConfig, Split};
+use ee_eval::EmbeddingMatrix;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::checkpoint::{self, CheckpointFile};
+use crate::config::RawConfig;
+use crate::embedding_set::EmbeddingSet;
+use crate::error::{CliError, Result};
+use crate::network::{build_network, Network};
+
+/// A checkpoint's network (eval mode) and the config it was trained with.
+pub struct TrainedNetwork<B: Backend> {
+    /// The network with the checkpoint's weights.
+    pub network: Network<B>,
+    /// The run config stored in the checkpoint (model, image size, loader settings).
+    pub config: RawConfig,
+    /// The checkpoint file.
+    pub path: PathBuf,
+}
+
+impl<B: Backend> TrainedNetwork<B> {
+    /// Loads `checkpoint` (`best.mpk` or `last.mpk` of `ee train`).
+    pub fn load(checkpoint: &Path, device: &B::Device) -> Result<Self> {
+        let file = CheckpointFile::load(checkpoint)?;
+        let config = RawConfig::parse_str(&file.config, &[], &checkpoint.display().to_string())?;
+        Self::from_file(file, config, checkpoint, device)
+    }
+
+    /// Builds the network `config.model` describes and loads the weights of `file` into it.
+    pub fn from_file(
+        file: CheckpointFile,
+        config: RawConfig,
+        checkpoint: &Path,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let network = build_network::<B>(&config, false, device)?;
+        let network: Network<B> = network.load_record(checkpoint::record_from_bytes::<B, _>(
+            file.network,
+            device,
+            checkpoint,
+        )?);
+        Ok(TrainedNetwork {
+            network,
+            config,
+            path: checkpoint.to_path_buf(),
+        })
+    }
+
+    /// Dimension of the embeddings the network writes.
+    pub fn embed_dim(&self) -> usize {
+        self.config.model.embed_dim
+    }
+
+    /// Errors unless the network's embeddings have `dim` dimensions (those of `what`).
+    pub fn check_dim(&self, dim: usize, what: &Path) -> Result<()> {
+        if dim != self.embed_dim() {
+            return Err(CliError::Usage(format!(
+                "checkpoint {} embeds to {} dimensions but {} holds {dim}-dimensional \
+                 embeddings: embed both with the same model",
+                self.path.display(),
+                self.embed_dim(),
+                what.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The test-transform loader settings of the checkpoint's config for arbitrary images
+    /// (no bounding boxes, no cache).
+    pub fn loader_config(&self) -> LoaderConfig {
+        let d = &self.config.data;
+        LoaderConfig::new()
+            .with_image_size(d.image_size)
+            .with_workers(d.workers)
+            .with_prefetch_batches(d.prefetch_batches)
+    }
+}
+
+/// Images to embed, with a class label where the source gives one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageList {
+    /// Image paths.
+    pub paths: Vec<PathBuf>,
+    /// Their labels.
+    pub labels: Vec<Option<String>>,
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+impl ImageList {
+    /// Every image (`.jpg`, `.jpeg`, `.png`) under `dir`, recursively, sorted by path. An
+    /// image inside a subfolder is labelled with the name of the subfolder of `dir` it is in
+    /// (a folder-per-class tree); an image directly in `dir` has no label. Errors if there
+    /// are none.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let mut paths = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(folder) = stack.pop() {
+            let entries = std::fs::read_dir(&folder).map_err(|e| CliError::io(&folder, e))?;
+            for entry in entries {
+                let path = entry.map_err(|e| CliError::io(&folder, e))?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if is_image(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        paths.sort();
+        if paths.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{}: no images ({}) in the folder or below it",
+                dir.display(),
+                IMAGE_EXTENSIONS.map(|e| format!(".{e}")).join(", ")
+            )));
+        }
+        let labels = paths
+            .iter()
+            .map(|p| {
+                let relative = p.strip_prefix(dir).ok()?;
+                let mut parts = relative.components();
+                let first = parts.next()?;
+                parts.next()?; // the image is below a subfolder
+                Some(first.as_os_str().to_string_lossy().into_owned())
+            })
+            .collect();
+        Ok(ImageList { paths, labels })
+    }
+
+    /// A list file: one image per line, `PATH` or `PATH<TAB>LABEL`; relative paths are taken
+    /// from the list file's folder; blank lines and lines starting with `#` are skipped.
+    pub fn from_list(file: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(file).map_err(|e| CliError::io(file, e))?;
+        let base = file.parent().unwrap_or(Path::new(""));
+        let mut list = ImageList {
+            paths: Vec::new(),
+            labels: Vec::new(),
+        };
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (path, label) = match line.split_once('\t') {
+                Some((p, l)) => (p, Some(l.trim().to_string()).filter(|l| !l.is_empty())),
+                None => (line, None),
+            };
+            let path = base.join(path.trim());
+            if !path.is_file() {
+                return Err(CliError::Usage(format!(
+                    "{}:{}: image {} not found",
+                    file.display(),
+                    i + 1,
+                    path.display()
+                )));
+            }
+            list.paths.push(path);
+            list.labels.push(label);
+        }
+        if list.paths.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{}: the list names no images",
+                file.display()
+            )));
+        }
+        Ok(list)
+    }
+
+    /// One image file, unlabelled.
+    pub fn single(image: &Path) -> Result<Self> {
+        if !image.is_file() {
+            return Err(CliError::Usage(format!(
+                "{}: image not found",
+                image.display()
+            )));
+        }
+        Ok(ImageList {
+            paths: vec![image.to_path_buf()],
+            labels: vec![None],
+        })
+    }
+
+    /// A dataset split's images, labelled with their class ids.
+    pub fn from_split(split: &Split) -> Self {
+        ImageList {
+            paths: split.items().iter().map(|i| i.path.clone()).collect(),
+            labels: split
+                .items()
+                .iter()
+                .map(|i| Some(i.class_id.to_string()))
+                .collect(),
+        }
+    }
+
+    /// What `ee search --query` and `ee embed` take: a folder, a list file or one image.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            Self::from_dir(path)
+        } else if is_image(path) {
+            Self::single(path)
+        } else if path.is_file() {
+            Self::from_list(path)
+        } else {
+            Err(CliError::Usage(format!("{}: not found", path.display())))
+        }
+    }
+
+    /// The images as a split for the loader (labels are tracked here, not in the split).
+    fn split(&self, what: &str) -> Result<Split> {
+        let items = self
+            .paths
+            .iter()
+            .map(|path| Item {
+                path: path.clone(),
+                class_id: 0,
+                bbox: None,
+            })
+            .collect();
+        Ok(Split::new(items, what)?)
+    }
+}
+
+/// Embeds every image of `loader` in order (test transform) in batches of `batch_size`,
+/// with a progress bar labelled `what` unless `quiet`.
+pub fn embed_loader<B: Backend>(
+    network: &Network<B>,
+    loader: &ImageLoader,
+    batch_size: usize,
+    what: &str,
+    quiet: bool,
+    device: &B::Device,
+) -> Result<EmbeddingMatrix> {
+    let plan = BatchPlan::test(loader.len(), batch_size);
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(loader.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} [{{bar:30}}] {{pos}}/{{len}} images ({{elapsed}}<{{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut values = Vec::new();
+    let mut dim = 0;
+    for batch in loader.iter::<B>(plan, device) {
+        let batch = batch?;
+        let rows = batch.item_indices.len();
+        let embeddings = network.forward(batch.images);
+        dim = embeddings.dims()[1];
+        let data: Vec<f32> = embeddings
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| CliError::DataCheck(format!("cannot read embeddings back: {e:?}")))?;
+        values.extend(data);
+        bar.inc(rows as u64);
+    }
+    bar.finish_and_clear();
+    Ok(EmbeddingMatrix::new(values, dim.max(1))?)
+}
+
+/// Embeds `images` with a checkpoint's network into an [`EmbeddingSet`].
+pub fn embed_images<B: Backend>(
+    trained: &TrainedNetwork<B>,
+    images: &ImageList,
+    batch_size: usize,
+    quiet: bool,
+    device: &B::Device,
+) -> Result<EmbeddingSet> {
+    let loader = trained
+        .loader_config()
+        .init(&images.split("images to embed")?)?;
+    let embeddings = embed_loader(
+        &trained.network,
+        &loader,
+        batch_size,
+        "embed",
+        quiet,
+        device,
+    )?;
+    EmbeddingSet::new(
+        embeddings,
+        images
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        images.labels.clone(),
+    )
+}

@@ -1,0 +1,525 @@
+//! End-to-end tests of using a trained model: `ee embed`, `ee search`, `ee eval` in
+//! query/gallery mode and `ee viz`, on a tiny synthetic dataset trained for one epoch.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use burn::backend::Flex;
+use ee_cli::embedding_set::EmbeddingSet;
+use ee_cli::viz::retrieval::{self, cell_origin, grid_size};
+
+mod common;
+use common::*;
+
+/// A trained tiny run, shared by the tests of this file.
+struct Fixture {
+    dir: PathBuf,
+    config: PathBuf,
+    checkpoint: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ee-retrieval-tests");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = tiny_config(&dir, 1);
+        assert_ok(&ee(&["train", config.to_str().unwrap(), "--quiet"]));
+        let checkpoint = dir.join("run").join("best.mpk");
+        assert!(checkpoint.is_file());
+        Fixture {
+            dir,
+            config,
+            checkpoint,
+        }
+    })
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn stdout_json(args: &[&str]) -> serde_json::Value {
+    let out = ee(args);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The synthetic dataset's test meta file (`image_id class_id view_id path`) as (path,
+/// class) pairs.
+fn test_images(f: &Fixture) -> Vec<(PathBuf, String)> {
+    let meta = f.dir.join("synth/cars196/test.txt");
+    std::fs::read_to_string(meta)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (
+                f.dir.join("synth/cars196").join(fields[3]),
+                fields[1].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn embed_then_search_finds_every_gallery_item_first_at_distance_zero() {
+    let f = fixture();
+    let gallery = f.dir.join("gallery.npy");
+    assert_ok(&ee(&[
+        "embed",
+        "--checkpoint",
+        s(&f.checkpoint),
+        "--config",
+        s(&f.config),
+        "--out",
+        s(&gallery),
+        "--quiet",
+    ]));
+    let set = EmbeddingSet::load(&gallery).unwrap();
+    let images = test_images(f);
+    assert_eq!(set.len(), images.len());
+    assert_eq!(set.dim(), 16);
+    for (i, (path, class)) in images.iter().enumerate() {
+        assert_eq!(set.paths[i], path.display().to_string());
+        assert_eq!(set.labels[i].as_deref(), Some(class.as_str()));
+    }
+    for row in 0..set.len() {
+        let norm: f32 = set.embeddings.row(row).iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-4, "row {row}: |x|^2 = {norm}");
+    }
+
+    // The same embeddings in the safetensors layout.
+    let st = f.dir.join("gallery.safetensors");
+    assert_ok(&ee(&[
+        "embed",
+        "--checkpoint",
+        s(&f.checkpoint),
+        "--config",
+        s(&f.config),
+        "--out",
+        s(&st),
+        "-q",
+    ]));
+    let st_set = EmbeddingSet::load(&st).unwrap();
+    assert_eq!(st_set.paths, set.paths);
+    for (a, b) in st_set
+        .embeddings
+        .as_slice()
+        .iter()
+        .zip(set.embeddings.as_slice())
+    {
+        assert!((a - b).abs() < 1e-6);
+    }
+
+    // Each gallery item, as an embedding, finds itself first.
+    let results = stdout_json(&[
+        "search",
+        "--gallery",
+        s(&gallery),
+        "--query",
+        s(&gallery),
+        "-k",
+        "3",
+        "--json",
+    ]);
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), set.len());
+    for (q, r) in results.iter().enumerate() {
+        let first = &r["hits"][0];
+        assert_eq!(first["index"].as_u64(), Some(q as u64), "query {q}: {r}");
+        assert!(first["distance"].as_f64().unwrap() < 1e-6, "{r}");
+        assert_eq!(r["hits"].as_array().unwrap().len(), 3);
+        let d: Vec<f64> = r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["distance"].as_f64().unwrap())
+            .collect();
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+    }
+
+    // Each gallery image, embedded again from its file (a list file of every third image),
+    // finds itself first.
+    let list = f.dir.join("queries.txt");
+    let picked: Vec<usize> = (0..images.len()).step_by(3).collect();
+    let lines: String = picked
+        .iter()
+        .map(|&i| format!("{}\t{}\n", images[i].0.display(), images[i].1))
+        .collect();
+    std::fs::write(&list, lines).unwrap();
+    let results = stdout_json(&[
+        "search",
+        "--gallery",
+        s(&st),
+        "--query",
+        s(&list),
+        "--checkpoint",
+        s(&f.checkpoint),
+        "-k",
+        "2",
+        "--json",
+        "-q",
+    ]);
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), picked.len());
+    for (r, &i) in results.iter().zip(&picked) {
+        assert_eq!(r["hits"][0]["index"].as_u64(), Some(i as u64), "{r}");
+        assert!(r["hits"][0]["distance"].as_f64().unwrap() < 1e-3, "{r}");
+        assert_eq!(r["label"].as_str(), Some(images[i].1.as_str()));
+    }
+
+    // One image, as a table.
+    let out = ee(&[
+        "search",
+        "--gallery",
+        s(&gallery),
+        "--query",
+        s(&images[5].0),
+        "--checkpoint",
+        s(&f.checkpoint),
+        "-k",
+        "1",
+        "-q",
+    ]);
+    assert_ok(&out);
+    let table = text(&out.stdout);
+    let row = table.lines().nth(2).unwrap();
+    assert!(row.contains(&images[5].0.display().to_string()), "{table}");
+
+    // Query/gallery scores from the files: a subset of the gallery as queries retrieves
+    // itself, so Recall@1 is exactly 1.
+    let queries = f.dir.join("queries.npy");
+    assert_ok(&ee(&[
+        "embed",
+        "--checkpoint",
+        s(&f.checkpoint),
+        "--list",
+        s(&list),
+        "--out",
+        s(&queries),
+        "-q",
+    ]));
+    let report = stdout_json(&[
+        "eval",
+        "--query",
+        s(&queries),
+        "--gallery",
+        s(&gallery),
+        "--json",
+    ]);
+    assert_eq!(report["mode"], "query_gallery", "{report}");
+    assert_eq!(report["queries"].as_u64(), Some(picked.len() as u64));
+    assert_eq!(
+        report["recall_at_k"][0]["recall"].as_f64(),
+        Some(1.0),
+        "{report}"
+    );
+}
+
+#[test]
+fn eval_uses_the_query_and_gallery_splits_a_dataset_defines() {
+    let f = fixture();
+    // The synthetic test split cut into query (even lines) and gallery (odd lines) meta files.
+    let meta_dir = f.dir.join("synth/cars196");
+    let test = std::fs::read_to_string(meta_dir.join("test.txt")).unwrap();
+    let mut lines = test.lines();
+    let header = lines.next().unwrap();
+    let (mut query, mut gallery) = (vec![header], vec![header]);
+    for (i, line) in lines.enumerate() {
+        if i % 2 == 0 {
+            query.push(line);
+        } else {
+            gallery.push(line);
+        }
+    }
+    std::fs::write(meta_dir.join("query.txt"), query.join("\n")).unwrap();
+    std::fs::write(meta_dir.join("gallery.txt"), gallery.join("\n")).unwrap();
+    let qg_config = f.dir.join("qg.toml");
+    let text = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("format = \"synthetic\"", "format = \"reference_meta\"")
+        .replace(
+            &format!("root = \"{}\"", f.dir.join("synth").display()),
+            &format!(
+                "root = \"{}\"\nquery_split = \"query.txt\"\ngallery_split = \"gallery.txt\"",
+                meta_dir.display()
+            ),
+        );
+    let text = text[..text.find("[data.synthetic]").unwrap()].to_string()
+        + &text[text.find("[model]").unwrap()..];
+    std::fs::write(&qg_config, text).unwrap();
+
+    let report = stdout_json(&[
+        "eval",
+        s(&qg_config),
+        "--checkpoint",
+        s(&f.checkpoint),
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(report["mode"], "query_gallery", "{report}");
+    assert_eq!(report["queries"].as_u64(), Some(query.len() as u64 - 1));
+    assert_eq!(report["gallery"].as_u64(), Some(gallery.len() as u64 - 1));
+
+    // The same numbers from the two splits embedded to files.
+    let mut files = Vec::new();
+    for split in ["query", "gallery"] {
+        let out = f.dir.join(format!("qg-{split}.safetensors"));
+        assert_ok(&ee(&[
+            "embed",
+            "--checkpoint",
+            s(&f.checkpoint),
+            "--config",
+            s(&qg_config),
+            "--split",
+            split,
+            "--out",
+            s(&out),
+            "-q",
+        ]));
+        files.push(out);
+    }
+    let from_files = stdout_json(&[
+        "eval",
+        s(&qg_config),
+        "--query",
+        s(&files[0]),
+        "--gallery",
+        s(&files[1]),
+        "--json",
+    ]);
+    let recalls = |r: &serde_json::Value| -> Vec<f64> {
+        r["recall_at_k"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["recall"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(recalls(&report), recalls(&from_files));
+    assert_eq!(report["map_at_r"], from_files["map_at_r"]);
+}
+
+#[test]
+fn retrieval_grid_frames_follow_the_labels() {
+    let f = fixture();
+    // A folder-per-class copy of part of the test split: labels come from folder names.
+    let tree = f.dir.join("tree");
+    let _ = std::fs::remove_dir_all(&tree);
+    for (i, (path, class)) in test_images(f)
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+    {
+        let folder = tree.join(format!("class-{class}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(path, folder.join(format!("{i:03}.jpg"))).unwrap();
+    }
+    let gallery = f.dir.join("tree.npy");
+    assert_ok(&ee(&[
+        "embed",
+        "--checkpoint",
+        s(&f.checkpoint),
+        "--images",
+        s(&tree),
+        "--out",
+        s(&gallery),
+        "-q",
+    ]));
+    let set = EmbeddingSet::load(&gallery).unwrap();
+    assert!(set
+        .labels
+        .iter()
+        .all(|l| l.as_deref().is_some_and(|l| l.starts_with("class-"))));
+
+    let png = f.dir.join("grid.png");
+    let (k, rows, thumb) = (3u32, 4u32, 24u32);
+    assert_ok(&ee(&[
+        "viz",
+        "retrieval",
+        "--gallery",
+        s(&gallery),
+        "-k",
+        &k.to_string(),
+        "--queries",
+        &rows.to_string(),
+        "--thumb",
+        &thumb.to_string(),
+        "--worst-first",
+        "--out",
+        s(&png),
+    ]));
+    let grid = image::open(&png).unwrap().into_rgb8();
+    assert_eq!(grid.dimensions(), grid_size(rows, k, thumb));
+
+    // Expected frames: the same search in the library, worst queries first.
+    let results =
+        ee_cli::search::search_self::<Flex>(&set, k as usize, &Default::default()).unwrap();
+    let order = retrieval::select_queries(&results, rows as usize, true).unwrap();
+    let mut colours = std::collections::BTreeSet::new();
+    for (row, &q) in order.iter().enumerate() {
+        let (x, y) = cell_origin(row as u32, 0, thumb);
+        assert_eq!(*grid.get_pixel(x + 1, y + 1), retrieval::QUERY);
+        for (column, hit) in results[q].hits.iter().enumerate() {
+            let expected = if results[q].label == hit.label {
+                retrieval::MATCH
+            } else {
+                retrieval::MISMATCH
+            };
+            let (x, y) = cell_origin(row as u32, column as u32 + 1, thumb);
+            for (dx, dy) in [(1, 1), (thumb + 6, thumb + 6), (thumb / 2, 1)] {
+                assert_eq!(
+                    *grid.get_pixel(x + dx, y + dy),
+                    expected,
+                    "row {row}, result {column}"
+                );
+            }
+            colours.insert(expected.0);
+        }
+    }
+    // After one epoch on 32 px shapes the worst queries include wrong results.
+    assert!(colours.contains(&retrieval::MISMATCH.0), "{colours:?}");
+}
+
+#[test]
+fn curves_plot_one_or_more_runs() {
+    let f = fixture();
+    let png = f.dir.join("curves.png");
+    let run = f.dir.join("run");
+    assert_ok(&ee(&[
+        "viz",
+        "curves",
+        s(&run),
+        s(&run),
+        "--recall-k",
+        "1",
+        "--width",
+        "640",
+        "--height",
+        "300",
+        "--out",
+        s(&png),
+    ]));
+    let image = image::open(&png).unwrap().into_rgb8();
+    assert_eq!(image.dimensions(), (640, 300));
+    let out = ee(&["viz", "curves", s(&f.dir), "--out", s(&png)]);
+    let e = one_line_error(&out, 1);
+    assert!(e.contains("metrics.jsonl"), "{e}");
+}
+
+#[test]
+fn bad_requests_are_one_named_line() {
+    let f = fixture();
+    let images = test_images(f);
+    // A gallery of another dimension than the checkpoint's 16.
+    let other = f.dir.join("dim8.npy");
+    EmbeddingSet::new(
+        ee_eval::EmbeddingMatrix::new(vec![0.5; 3 * 8], 8).unwrap(),
+        vec!["a".into(), "b".into(), "c".into()],
+        vec![None, None, None],
+    )
+    .unwrap()
+    .save(&other)
+    .unwrap();
+    let ck = s(&f.checkpoint);
+    let img = s(&images[0].0);
+    let e = one_line_error(
+        &ee(&[
+            "search",
+            "--gallery",
+            s(&other),
+            "--query",
+            img,
+            "--checkpoint",
+            ck,
+            "-k",
+            "1",
+        ]),
+        2,
+    );
+    assert!(
+        e.contains("embeds to 16 dimensions") && e.contains("dim8.npy"),
+        "{e}"
+    );
+
+    let empty = f.dir.join("empty-folder");
+    std::fs::create_dir_all(&empty).unwrap();
+    let gallery = f.dir.join("dim8.npy");
+    let e = one_line_error(
+        &ee(&[
+            "search",
+            "--gallery",
+            s(&gallery),
+            "--query",
+            s(&empty),
+            "--checkpoint",
+            ck,
+            "-k",
+            "1",
+        ]),
+        2,
+    );
+    assert!(e.contains("empty-folder") && e.contains("no images"), "{e}");
+    let e = one_line_error(
+        &ee(&[
+            "embed",
+            "--checkpoint",
+            ck,
+            "--images",
+            s(&empty),
+            "--out",
+            s(&f.dir.join("x.npy")),
+        ]),
+        2,
+    );
+    assert!(e.contains("no images"), "{e}");
+
+    let e = one_line_error(
+        &ee(&[
+            "search",
+            "--gallery",
+            s(&other),
+            "--query",
+            s(&other),
+            "-k",
+            "0",
+        ]),
+        2,
+    );
+    assert!(e.contains("-k 0"), "{e}");
+    let e = one_line_error(
+        &ee(&["search", "--gallery", s(&other), "--query", img, "-k", "1"]),
+        2,
+    );
+    assert!(e.contains("--checkpoint"), "{e}");
+    let e = one_line_error(
+        &ee(&[
+            "embed",
+            "--checkpoint",
+            ck,
+            "--images",
+            s(&empty),
+            "--out",
+            s(&f.dir.join("x.txt")),
+        ]),
+        1,
+    );
+    assert!(e.contains(".safetensors"), "{e}");
+    let e = one_line_error(
+        &ee(&[
+            "viz",
+            "retrieval",
+            "--gallery",
+            s(&other),
+            "-k",
+            "0",
+            "--out",
+            s(&f.dir.join("g.png")),
+        ]),
+        2,
+    );
+    assert!(e.contains("-k 0"), "{e}");
+}
