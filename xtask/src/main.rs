@@ -19,6 +19,10 @@ USAGE:
     cargo xtask eval CONFIG --checkpoint PATH [--backend ...] [--set ...]
         Build `ee` the same way and run `ee eval`.
 
+    cargo xtask ee [--backend flex|cpu|cuda] ARGS...
+        Build `ee` (release; flex unless --backend says otherwise) and run `ee ARGS...`,
+        e.g. `cargo xtask ee embed --checkpoint runs/demo/best.mpk --images photos/ --out g.npy`.
+
 EXAMPLES:
     cargo xtask train configs/demo.toml
     cargo xtask train configs/inner2.toml
@@ -46,6 +50,18 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(command @ ("train" | "eval")) => run_ee(command, &args[1..]),
+        Some("ee") => {
+            let (backend, rest) = match args.get(1).map(String::as_str) {
+                Some("--backend") => {
+                    let name = args
+                        .get(2)
+                        .ok_or("`--backend` needs a value (flex, cpu or cuda)")?;
+                    (canonical_backend(name)?, &args[3..])
+                }
+                _ => ("flex", &args[1..]),
+            };
+            cargo_run_ee(backend, rest)
+        }
         Some(other) => Err(format!(
             "unknown command `{other}`; see `cargo xtask --help`"
         )),
@@ -132,6 +148,15 @@ fn run_ee(command: &str, args: &[String]) -> Result<ExitCode, String> {
     };
     // The binary is built for exactly this backend; record it in the run's config too.
     sets.push(format!("run.backend={backend}"));
+    let mut ee_args = vec![command.to_string(), config];
+    ee_args.extend(sets.iter().flat_map(|kv| ["--set".to_string(), kv.clone()]));
+    ee_args.extend(passthrough);
+    cargo_run_ee(backend, &ee_args)
+}
+
+/// Builds `ee` in release mode with `backend`'s feature and runs it with `args`, returning
+/// its exit code.
+fn cargo_run_ee(backend: &str, args: &[String]) -> Result<ExitCode, String> {
     eprintln!("building ee (release, backend {backend}) ...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -143,9 +168,8 @@ fn run_ee(command: &str, args: &[String]) -> Result<ExitCode, String> {
             "ee-cli",
             "--no-default-features",
         ])
-        .args(["--features", backend, "--bin", "ee", "--", command, &config])
-        .args(sets.iter().flat_map(|kv| ["--set".to_string(), kv.clone()]))
-        .args(&passthrough)
+        .args(["--features", backend, "--bin", "ee", "--"])
+        .args(args)
         .status()
         .map_err(|e| format!("could not run cargo: {e}"))?;
     Ok(match status.code() {
