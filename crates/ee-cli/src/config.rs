@@ -1009,6 +1009,73 @@ mod tests {
     }
 
     #[test]
+    fn query_and_gallery_splits_go_together_with_reference_meta() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["train.txt", "test.txt", "q.txt", "g.txt"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let text = |format: &str, extra: &str| {
+            format!(
+                "[data]\nformat = \"{format}\"\nroot = \"{}\"\n{extra}\n[run]\noutput_dir = \"r\"\n",
+                dir.path().display()
+            )
+        };
+        let ok = parse(
+            &text(
+                "reference_meta",
+                "query_split = \"q.txt\"\ngallery_split = \"g.txt\"",
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.data.query_split.as_deref(), Some(Path::new("q.txt")));
+        ok.check().unwrap();
+
+        let e = parse(&text("reference_meta", "query_split = \"q.txt\""), &[])
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data.query_split") && e.contains("give both"),
+            "{e}"
+        );
+        let e = parse(
+            &text(
+                "reference_meta",
+                "query_split = \"q.txt\"\ngallery_split = \"missing.txt\"",
+            ),
+            &[],
+        )
+        .unwrap()
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("data.gallery_split") && e.contains("missing.txt"),
+            "{e}"
+        );
+        let e = parse(
+            &text(
+                "folder",
+                "query_split = \"q.txt\"\ngallery_split = \"g.txt\"",
+            ),
+            &["data.train_split=train.txt"],
+        )
+        .unwrap()
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("reference_meta"), "{e}");
+        let e = parse(&text("inshop", ""), &[])
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("list_eval_partition.txt"), "{e}");
+    }
+
+    #[test]
     fn defaults_are_the_reference_run() {
         let c = parse(&base(""), &[]).unwrap().check().unwrap();
         let c = c.get();

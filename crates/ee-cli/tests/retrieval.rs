@@ -523,3 +523,70 @@ fn bad_requests_are_one_named_line() {
     );
     assert!(e.contains("-k 0"), "{e}");
 }
+
+/// The synthetic images laid out as DeepFashion In-shop (`Eval/list_eval_partition.txt`):
+/// train classes for training, the test classes split into queries and gallery.
+#[test]
+fn inshop_trains_and_evaluates_queries_against_the_gallery() {
+    let f = fixture();
+    let root = f.dir.join("inshop");
+    let meta = f.dir.join("synth/cars196");
+    let mut rows = Vec::new();
+    for (file, offset) in [("train.txt", 1000), ("test.txt", 0)] {
+        let text = std::fs::read_to_string(meta.join(file)).unwrap();
+        for (i, line) in text.lines().skip(1).enumerate() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let class: u32 = fields[1].parse().unwrap();
+            let status = match (offset, i % 2) {
+                (1000, _) => "train",
+                (_, 0) => "query",
+                _ => "gallery",
+            };
+            rows.push((
+                format!("../synth/cars196/{}", fields[3]),
+                offset + class,
+                status,
+            ));
+        }
+    }
+    ee_data::formats::write_inshop_partition(&root.join("Eval/list_eval_partition.txt"), &rows)
+        .unwrap();
+    let queries = rows.iter().filter(|r| r.2 == "query").count();
+    let gallery = rows.iter().filter(|r| r.2 == "gallery").count();
+
+    let config = f.dir.join("inshop.toml");
+    let toml = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("format = \"synthetic\"", "format = \"inshop\"")
+        .replace(
+            &format!("root = \"{}\"", f.dir.join("synth").display()),
+            &format!("root = \"{}\"", root.display()),
+        )
+        .replace(
+            &format!("output_dir = \"{}\"", f.dir.join("run").display()),
+            &format!("output_dir = \"{}\"", f.dir.join("inshop-run").display()),
+        );
+    let toml = toml[..toml.find("[data.synthetic]").unwrap()].to_string()
+        + &toml[toml.find("[model]").unwrap()..];
+    std::fs::write(&config, toml).unwrap();
+    let _ = std::fs::remove_dir_all(f.dir.join("inshop-run"));
+
+    let out = ee(&["train", s(&config), "--quiet"]);
+    assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{queries} queries against a gallery of {gallery}")),
+        "{stderr}"
+    );
+    let report = stdout_json(&[
+        "eval",
+        s(&config),
+        "--checkpoint",
+        s(&f.dir.join("inshop-run/best.mpk")),
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(report["mode"], "query_gallery", "{report}");
+    assert_eq!(report["queries"].as_u64(), Some(queries as u64));
+    assert_eq!(report["gallery"].as_u64(), Some(gallery as u64));
+}
