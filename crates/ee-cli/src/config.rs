@@ -73,6 +73,18 @@ fn invalid(field: &str, value: impl std::fmt::Display, rule: impl Into<String>) 
     }
 }
 
+/// Errors naming `field` unless `root/file` is a file.
+fn file_in_root(root: &Path, field: &str, file: &Path) -> Result<(), ConfigError> {
+    if root.join(file).is_file() {
+        return Ok(());
+    }
+    Err(invalid(
+        field,
+        format!("\"{}\"", file.display()),
+        format!("no such file in data.root ({})", root.join(file).display()),
+    ))
+}
+
 /// On-disk layout of a dataset (`data.format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -676,21 +688,8 @@ impl RawConfig {
         }
         match d.format {
             DataFormat::ReferenceMeta => {
-                for (field, file) in [
-                    ("data.train_split", &d.train_split),
-                    ("data.test_split", &d.test_split),
-                ] {
-                    if !d.root.join(file).is_file() {
-                        return Err(invalid(
-                            field,
-                            format!("\"{}\"", file.display()),
-                            format!(
-                                "no such file in data.root ({})",
-                                d.root.join(file).display()
-                            ),
-                        ));
-                    }
-                }
+                file_in_root(&d.root, "data.train_split", &d.train_split)?;
+                file_in_root(&d.root, "data.test_split", &d.test_split)?;
             }
             DataFormat::Inshop if !ee_data::formats::inshop_partition_path(&d.root).is_file() => {
                 return Err(invalid(
@@ -721,19 +720,8 @@ impl RawConfig {
                 ));
             }
             (Some(query), Some(gallery)) => {
-                for (field, file) in [("data.query_split", query), ("data.gallery_split", gallery)]
-                {
-                    if !d.root.join(file).is_file() {
-                        return Err(invalid(
-                            field,
-                            format!("\"{}\"", file.display()),
-                            format!(
-                                "no such file in data.root ({})",
-                                d.root.join(file).display()
-                            ),
-                        ));
-                    }
-                }
+                file_in_root(&d.root, "data.query_split", query)?;
+                file_in_root(&d.root, "data.gallery_split", gallery)?;
             }
             (Some(one), None) | (None, Some(one)) => {
                 let field = if d.query_split.is_some() {
@@ -1014,65 +1002,38 @@ mod tests {
         for name in ["train.txt", "test.txt", "q.txt", "g.txt"] {
             std::fs::write(dir.path().join(name), "").unwrap();
         }
-        let text = |format: &str, extra: &str| {
-            format!(
+        let config = |format: &str, extra: &str| {
+            let text = format!(
                 "[data]\nformat = \"{format}\"\nroot = \"{}\"\n{extra}\n[run]\noutput_dir = \"r\"\n",
                 dir.path().display()
-            )
+            );
+            parse(&text, &["data.train_split=train.txt"]).unwrap()
         };
-        let ok = parse(
-            &text(
-                "reference_meta",
-                "query_split = \"q.txt\"\ngallery_split = \"g.txt\"",
-            ),
-            &[],
-        )
-        .unwrap();
+        let both = "query_split = \"q.txt\"\ngallery_split = \"g.txt\"";
+        let ok = config("reference_meta", both);
         assert_eq!(ok.data.query_split.as_deref(), Some(Path::new("q.txt")));
         ok.check().unwrap();
 
-        let e = parse(&text("reference_meta", "query_split = \"q.txt\""), &[])
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("data.query_split") && e.contains("give both"),
-            "{e}"
-        );
-        let e = parse(
-            &text(
+        let cases = [
+            (
+                "reference_meta",
+                "query_split = \"q.txt\"",
+                &["data.query_split", "give both"][..],
+            ),
+            (
                 "reference_meta",
                 "query_split = \"q.txt\"\ngallery_split = \"missing.txt\"",
+                &["data.gallery_split", "missing.txt"],
             ),
-            &[],
-        )
-        .unwrap()
-        .check()
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("data.gallery_split") && e.contains("missing.txt"),
-            "{e}"
-        );
-        let e = parse(
-            &text(
-                "folder",
-                "query_split = \"q.txt\"\ngallery_split = \"g.txt\"",
-            ),
-            &["data.train_split=train.txt"],
-        )
-        .unwrap()
-        .check()
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("reference_meta"), "{e}");
-        let e = parse(&text("inshop", ""), &[])
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("list_eval_partition.txt"), "{e}");
+            ("folder", both, &["reference_meta"]),
+            ("inshop", "", &["list_eval_partition.txt"]),
+        ];
+        for (format, extra, needles) in cases {
+            let e = config(format, extra).check().unwrap_err().to_string();
+            for needle in needles {
+                assert!(e.contains(needle), "{needle:?} not in {e}");
+            }
+        }
     }
 
     #[test]

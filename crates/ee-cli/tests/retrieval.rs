@@ -46,6 +46,50 @@ fn stdout_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The fixture's config with another `data.format` and `data.root` (plus `extra` [data]
+/// lines) and no synthetic section, running into `f.dir/run_dir`; written to `f.dir/name`.
+fn derived_config(
+    f: &Fixture,
+    name: &str,
+    format: &str,
+    root: &Path,
+    extra: &str,
+    run_dir: &str,
+) -> PathBuf {
+    let toml = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("format = \"synthetic\"", &format!("format = \"{format}\""))
+        .replace(
+            &format!("root = \"{}\"", f.dir.join("synth").display()),
+            &format!("root = \"{}\"\n{extra}", root.display()),
+        )
+        .replace(
+            &format!("output_dir = \"{}\"", f.dir.join("run").display()),
+            &format!("output_dir = \"{}\"", f.dir.join(run_dir).display()),
+        );
+    let toml = toml[..toml.find("[data.synthetic]").unwrap()].to_string()
+        + &toml[toml.find("[model]").unwrap()..];
+    let path = f.dir.join(name);
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// Runs `ee embed --checkpoint <the fixture's> args...`, expecting success.
+fn embed(f: &Fixture, args: &[&str]) {
+    let mut all = vec!["embed", "--checkpoint", s(&f.checkpoint)];
+    all.extend_from_slice(args);
+    assert_ok(&ee(&all));
+}
+
+/// Runs `ee args`, expecting a one-line error with exit code `code` that contains every
+/// needle.
+fn assert_error(args: &[&str], code: i32, needles: &[&str]) {
+    let e = one_line_error(&ee(args), code);
+    for needle in needles {
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    }
+}
+
 /// The synthetic dataset's test meta file (`image_id class_id view_id path`) as (path,
 /// class) pairs.
 fn test_images(f: &Fixture) -> Vec<(PathBuf, String)> {
@@ -68,16 +112,10 @@ fn test_images(f: &Fixture) -> Vec<(PathBuf, String)> {
 fn embed_then_search_finds_every_gallery_item_first_at_distance_zero() {
     let f = fixture();
     let gallery = f.dir.join("gallery.npy");
-    assert_ok(&ee(&[
-        "embed",
-        "--checkpoint",
-        s(&f.checkpoint),
-        "--config",
-        s(&f.config),
-        "--out",
-        s(&gallery),
-        "--quiet",
-    ]));
+    embed(
+        f,
+        &["--config", s(&f.config), "--out", s(&gallery), "--quiet"],
+    );
     let set = EmbeddingSet::load(&gallery).unwrap();
     let images = test_images(f);
     assert_eq!(set.len(), images.len());
@@ -93,16 +131,7 @@ fn embed_then_search_finds_every_gallery_item_first_at_distance_zero() {
 
     // The same embeddings in the safetensors layout.
     let st = f.dir.join("gallery.safetensors");
-    assert_ok(&ee(&[
-        "embed",
-        "--checkpoint",
-        s(&f.checkpoint),
-        "--config",
-        s(&f.config),
-        "--out",
-        s(&st),
-        "-q",
-    ]));
+    embed(f, &["--config", s(&f.config), "--out", s(&st), "-q"]);
     let st_set = EmbeddingSet::load(&st).unwrap();
     assert_eq!(st_set.paths, set.paths);
     for (a, b) in st_set
@@ -192,16 +221,7 @@ fn embed_then_search_finds_every_gallery_item_first_at_distance_zero() {
     // Query/gallery scores from the files: a subset of the gallery as queries retrieves
     // itself, so Recall@1 is exactly 1.
     let queries = f.dir.join("queries.npy");
-    assert_ok(&ee(&[
-        "embed",
-        "--checkpoint",
-        s(&f.checkpoint),
-        "--list",
-        s(&list),
-        "--out",
-        s(&queries),
-        "-q",
-    ]));
+    embed(f, &["--list", s(&list), "--out", s(&queries), "-q"]);
     let report = stdout_json(&[
         "eval",
         "--query",
@@ -237,20 +257,14 @@ fn eval_uses_the_query_and_gallery_splits_a_dataset_defines() {
     }
     std::fs::write(meta_dir.join("query.txt"), query.join("\n")).unwrap();
     std::fs::write(meta_dir.join("gallery.txt"), gallery.join("\n")).unwrap();
-    let qg_config = f.dir.join("qg.toml");
-    let text = std::fs::read_to_string(&f.config)
-        .unwrap()
-        .replace("format = \"synthetic\"", "format = \"reference_meta\"")
-        .replace(
-            &format!("root = \"{}\"", f.dir.join("synth").display()),
-            &format!(
-                "root = \"{}\"\nquery_split = \"query.txt\"\ngallery_split = \"gallery.txt\"",
-                meta_dir.display()
-            ),
-        );
-    let text = text[..text.find("[data.synthetic]").unwrap()].to_string()
-        + &text[text.find("[model]").unwrap()..];
-    std::fs::write(&qg_config, text).unwrap();
+    let qg_config = derived_config(
+        f,
+        "qg.toml",
+        "reference_meta",
+        &meta_dir,
+        "query_split = \"query.txt\"\ngallery_split = \"gallery.txt\"",
+        "run",
+    );
 
     let report = stdout_json(&[
         "eval",
@@ -268,18 +282,18 @@ fn eval_uses_the_query_and_gallery_splits_a_dataset_defines() {
     let mut files = Vec::new();
     for split in ["query", "gallery"] {
         let out = f.dir.join(format!("qg-{split}.safetensors"));
-        assert_ok(&ee(&[
-            "embed",
-            "--checkpoint",
-            s(&f.checkpoint),
-            "--config",
-            s(&qg_config),
-            "--split",
-            split,
-            "--out",
-            s(&out),
-            "-q",
-        ]));
+        embed(
+            f,
+            &[
+                "--config",
+                s(&qg_config),
+                "--split",
+                split,
+                "--out",
+                s(&out),
+                "-q",
+            ],
+        );
         files.push(out);
     }
     let from_files = stdout_json(&[
@@ -319,16 +333,7 @@ fn retrieval_grid_frames_follow_the_labels() {
         std::fs::copy(path, folder.join(format!("{i:03}.jpg"))).unwrap();
     }
     let gallery = f.dir.join("tree.npy");
-    assert_ok(&ee(&[
-        "embed",
-        "--checkpoint",
-        s(&f.checkpoint),
-        "--images",
-        s(&tree),
-        "--out",
-        s(&gallery),
-        "-q",
-    ]));
+    embed(f, &["--images", s(&tree), "--out", s(&gallery), "-q"]);
     let set = EmbeddingSet::load(&gallery).unwrap();
     assert!(set
         .labels
@@ -426,102 +431,98 @@ fn bad_requests_are_one_named_line() {
     .unwrap();
     let ck = s(&f.checkpoint);
     let img = s(&images[0].0);
-    let e = one_line_error(
-        &ee(&[
+    let dim8 = s(&other);
+    assert_error(
+        &[
             "search",
             "--gallery",
-            s(&other),
+            dim8,
             "--query",
             img,
             "--checkpoint",
             ck,
             "-k",
             "1",
-        ]),
+        ],
         2,
+        &["embeds to 16 dimensions", "dim8.npy"],
     );
-    assert!(
-        e.contains("embeds to 16 dimensions") && e.contains("dim8.npy"),
-        "{e}"
-    );
-
     let empty = f.dir.join("empty-folder");
     std::fs::create_dir_all(&empty).unwrap();
-    let gallery = f.dir.join("dim8.npy");
-    let e = one_line_error(
-        &ee(&[
-            "search",
-            "--gallery",
-            s(&gallery),
-            "--query",
-            s(&empty),
-            "--checkpoint",
-            ck,
-            "-k",
-            "1",
-        ]),
-        2,
-    );
-    assert!(e.contains("empty-folder") && e.contains("no images"), "{e}");
-    let e = one_line_error(
-        &ee(&[
-            "embed",
-            "--checkpoint",
-            ck,
-            "--images",
-            s(&empty),
-            "--out",
-            s(&f.dir.join("x.npy")),
-        ]),
-        2,
-    );
-    assert!(e.contains("no images"), "{e}");
-
-    let e = one_line_error(
-        &ee(&[
-            "search",
-            "--gallery",
-            s(&other),
-            "--query",
-            s(&other),
-            "-k",
-            "0",
-        ]),
-        2,
-    );
-    assert!(e.contains("-k 0"), "{e}");
-    let e = one_line_error(
-        &ee(&["search", "--gallery", s(&other), "--query", img, "-k", "1"]),
-        2,
-    );
-    assert!(e.contains("--checkpoint"), "{e}");
-    let e = one_line_error(
-        &ee(&[
-            "embed",
-            "--checkpoint",
-            ck,
-            "--images",
-            s(&empty),
-            "--out",
-            s(&f.dir.join("x.txt")),
-        ]),
-        1,
-    );
-    assert!(e.contains(".safetensors"), "{e}");
-    let e = one_line_error(
-        &ee(&[
-            "viz",
-            "retrieval",
-            "--gallery",
-            s(&other),
-            "-k",
-            "0",
-            "--out",
-            s(&f.dir.join("g.png")),
-        ]),
-        2,
-    );
-    assert!(e.contains("-k 0"), "{e}");
+    let empty = s(&empty);
+    let x_npy = f.dir.join("x.npy");
+    let x_txt = f.dir.join("x.txt");
+    let png = f.dir.join("g.png");
+    let cases: [(&[&str], i32, &[&str]); 6] = [
+        (
+            &[
+                "search",
+                "--gallery",
+                dim8,
+                "--query",
+                empty,
+                "--checkpoint",
+                ck,
+                "-k",
+                "1",
+            ],
+            2,
+            &["empty-folder", "no images"],
+        ),
+        (
+            &[
+                "embed",
+                "--checkpoint",
+                ck,
+                "--images",
+                empty,
+                "--out",
+                s(&x_npy),
+            ],
+            2,
+            &["no images"],
+        ),
+        (
+            &["search", "--gallery", dim8, "--query", dim8, "-k", "0"],
+            2,
+            &["-k 0"],
+        ),
+        (
+            &["search", "--gallery", dim8, "--query", img, "-k", "1"],
+            2,
+            &["--checkpoint"],
+        ),
+        (
+            &[
+                "embed",
+                "--checkpoint",
+                ck,
+                "--images",
+                empty,
+                "--out",
+                s(&x_txt),
+            ],
+            1,
+            &[".safetensors"],
+        ),
+        (
+            &[
+                "viz",
+                "retrieval",
+                "--gallery",
+                dim8,
+                "-k",
+                "0",
+                "--out",
+                s(&png),
+            ],
+            2,
+            &["-k 0"],
+        ),
+    ];
+    for (args, code, needles) in cases {
+        assert_error(args, code, needles);
+    }
 }
 
 /// The synthetic images laid out as DeepFashion In-shop (`Eval/list_eval_partition.txt`):
@@ -554,21 +555,7 @@ fn inshop_trains_and_evaluates_queries_against_the_gallery() {
     let queries = rows.iter().filter(|r| r.2 == "query").count();
     let gallery = rows.iter().filter(|r| r.2 == "gallery").count();
 
-    let config = f.dir.join("inshop.toml");
-    let toml = std::fs::read_to_string(&f.config)
-        .unwrap()
-        .replace("format = \"synthetic\"", "format = \"inshop\"")
-        .replace(
-            &format!("root = \"{}\"", f.dir.join("synth").display()),
-            &format!("root = \"{}\"", root.display()),
-        )
-        .replace(
-            &format!("output_dir = \"{}\"", f.dir.join("run").display()),
-            &format!("output_dir = \"{}\"", f.dir.join("inshop-run").display()),
-        );
-    let toml = toml[..toml.find("[data.synthetic]").unwrap()].to_string()
-        + &toml[toml.find("[model]").unwrap()..];
-    std::fs::write(&config, toml).unwrap();
+    let config = derived_config(f, "inshop.toml", "inshop", &root, "", "inshop-run");
     let _ = std::fs::remove_dir_all(f.dir.join("inshop-run"));
 
     let out = ee(&["train", s(&config), "--quiet"]);

@@ -162,14 +162,47 @@ fn range(values: impl Iterator<Item = f64>, pad_low: bool) -> (f64, f64) {
     (low, hi + 0.05 * span)
 }
 
+fn plot_error(e: &dyn std::fmt::Display) -> CliError {
+    CliError::Plot {
+        path: PathBuf::from("curves"),
+        message: e.to_string(),
+    }
+}
+
+type Panel<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One plot with its caption and axes: epochs `0..=max_epoch` across, `y` up.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    max_epoch: f64,
+    y: std::ops::Range<f64>,
+) -> Result<Panel<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..max_epoch, y)
+        .map_err(|e| plot_error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| plot_error(&e))?;
+    Ok(chart)
+}
+
 /// Draws the curves of `runs` (Recall@K for each K of `ks`; every K logged when empty) into
 /// a `width` x `height` picture.
 pub fn draw_curves(runs: &[RunCurves], ks: &[usize], width: u32, height: u32) -> Result<RgbImage> {
     font()?;
-    let plot_error = |e: &dyn std::fmt::Display| CliError::Plot {
-        path: PathBuf::from("curves"),
-        message: e.to_string(),
-    };
     let mut buffer = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
@@ -187,20 +220,7 @@ pub fn draw_curves(runs: &[RunCurves], ks: &[usize], width: u32, height: u32) ->
 
         // Loss.
         let (lo, hi) = range(runs.iter().flat_map(|r| r.loss.iter().map(|p| p.1)), true);
-        let mut chart = ChartBuilder::on(&panels[0])
-            .caption("loss (mean per epoch)", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..max_epoch, lo..hi)
-            .map_err(|e| plot_error(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(|e| plot_error(&e))?;
+        let mut chart = panel(&panels[0], "loss (mean per epoch)", max_epoch, lo..hi)?;
         for (i, run) in runs.iter().enumerate() {
             let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
             chart
@@ -235,20 +255,8 @@ pub fn draw_curves(runs: &[RunCurves], ks: &[usize], width: u32, height: u32) ->
             }),
             true,
         );
-        let mut chart = ChartBuilder::on(&panels[1])
-            .caption("Recall@K (test)", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..max_epoch, lo.max(0.0)..hi.min(1.0).max(lo + 1e-3))
-            .map_err(|e| plot_error(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .label_style(("sans-serif", 13))
-            .draw()
-            .map_err(|e| plot_error(&e))?;
+        let y = lo.max(0.0)..hi.min(1.0).max(lo + 1e-3);
+        let mut chart = panel(&panels[1], "Recall@K (test)", max_epoch, y)?;
         let mut drawn = false;
         for (i, run) in runs.iter().enumerate() {
             let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
