@@ -155,15 +155,7 @@ fn gradients_match_finite_differences() {
 fn zero_on_a_separated_batch_and_positive_on_a_shuffled_one() {
     device();
     // Two tight clusters 20 apart (unnormalised, so that no negative is within the margin).
-    let (jitter, _) = random_batch(1, 8, 3, false, 7);
-    let rows: Vec<Vec<f64>> = jitter
-        .iter()
-        .enumerate()
-        .map(|(i, j)| {
-            let centre = if i < 4 { 10.0 } else { -10.0 };
-            vec![centre + 0.01 * j[0], 0.01 * j[1], 0.01 * j[2]]
-        })
-        .collect();
+    let rows = two_clusters(10.0);
     for n in [0, 2] {
         let loss = loss(n, false);
         let value = |l: &[i64]| scalar(loss.forward(embeddings(&rows), labels(l)).unwrap().loss);

@@ -170,15 +170,7 @@ fn gradients_match_finite_differences() {
 #[test]
 fn zero_on_a_separated_batch_and_positive_on_a_shuffled_one() {
     device();
-    let (jitter, _) = random_batch(1, 8, 3, false, 7);
-    let rows: Vec<Vec<f64>> = jitter
-        .iter()
-        .enumerate()
-        .map(|(i, j)| {
-            let pole = if i < 4 { 1.0 } else { -1.0 };
-            vec![pole + 0.01 * j[0], 0.01 * j[1], 0.01 * j[2]]
-        })
-        .collect();
+    let rows = two_clusters(1.0);
     for n in [0, 2] {
         let loss = loss(n);
         let value = |l: &[i64]| scalar(loss.forward(embeddings(&rows), labels(l)).unwrap().loss);

@@ -144,15 +144,7 @@ fn gradients_match_finite_differences() {
 #[test]
 fn minimal_on_a_separated_batch_and_large_on_a_shuffled_one() {
     device();
-    let (jitter, _) = random_batch(1, 8, 3, false, 7);
-    let rows: Vec<Vec<f64>> = jitter
-        .iter()
-        .enumerate()
-        .map(|(i, j)| {
-            let pole = if i < 4 { 5.0 } else { -5.0 };
-            vec![pole + 0.01 * j[0], 0.01 * j[1], 0.01 * j[2]]
-        })
-        .collect();
+    let rows = two_clusters(5.0);
     // Unnormalised, far apart: similarities of +-25 make the softmax terms vanish (on the
     // unit sphere each of the 36 negative pairs of an anchor would add exp(-2)).
     for n in [0, 2] {

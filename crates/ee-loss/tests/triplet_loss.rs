@@ -212,15 +212,7 @@ fn gradients_match_finite_differences() {
 
 /// Two tight clusters at opposite poles.
 fn separated() -> (Vec<Vec<f64>>, Vec<i64>) {
-    let (jitter, _) = random_batch(1, 8, 3, false, 7);
-    let rows = jitter
-        .iter()
-        .enumerate()
-        .map(|(i, j)| {
-            let pole = if i < 4 { 1.0 } else { -1.0 };
-            vec![pole + 0.01 * j[0], 0.01 * j[1], 0.01 * j[2]]
-        })
-        .collect();
+    let rows = two_clusters(1.0);
     (rows, vec![0, 0, 0, 0, 1, 1, 1, 1])
 }
 

@@ -194,3 +194,17 @@ pub fn assert_close(got: f64, want: f64, what: &str) {
         "{what}: got {got}, expected {want}"
     );
 }
+
+/// Eight 3-d rows in two tight clusters (classes 0 and 1, four rows each) around
+/// `(+centre, 0, 0)` and `(-centre, 0, 0)`, jittered by 0.01 x a fixed random draw.
+pub fn two_clusters(centre: f64) -> Vec<Vec<f64>> {
+    let (jitter, _) = random_batch(1, 8, 3, false, 7);
+    jitter
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            let c = if i < 4 { centre } else { -centre };
+            vec![c + 0.01 * j[0], 0.01 * j[1], 0.01 * j[2]]
+        })
+        .collect()
+}
