@@ -456,8 +456,9 @@ mod tests {
         assert!(e.contains("gallery") && e.contains("row 2"), "{e}");
     }
 
-    /// numpy reads the file as written (runs where python3 with numpy is installed; .ci/run
-    /// installs it and sets EE_REQUIRE_NUMPY=1 so the check cannot be skipped there).
+    /// numpy reads the file as written. Runs where python3 with numpy is installed (.ci/run
+    /// installs it); with EE_REQUIRE_NUMPY=1, which .ci/run sets once numpy imports, a
+    /// failed probe is an error instead of a skip.
     #[test]
     fn numpy_loads_the_npy_file() {
         let has_numpy = std::process::Command::new("python3")
