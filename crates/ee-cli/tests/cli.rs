@@ -311,3 +311,87 @@ fn help_explains_the_commands() {
     assert_ok(&out);
     assert!(text(&out.stdout).contains("--images-per-class"));
 }
+
+/// Every trained parameter of a module with its path (`backbone.blocks.0.conv.weight`),
+/// BatchNorm running statistics left out (they move in any training forward pass).
+struct Parameters {
+    path: Vec<String>,
+    found: Vec<(String, Vec<f32>)>,
+}
+
+impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for Parameters {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::Tensor<B, D>>) {
+        let path = self.path.join(".");
+        if !path.contains("running_") {
+            let values = param.val().into_data().convert::<f32>().to_vec().unwrap();
+            self.found.push((path, values));
+        }
+    }
+}
+
+fn parameters<M: burn::module::Module<burn::backend::Flex>>(module: &M) -> Vec<(String, Vec<f32>)> {
+    let mut visitor = Parameters {
+        path: Vec::new(),
+        found: Vec::new(),
+    };
+    module.visit(&mut visitor);
+    visitor.found
+}
+
+/// `optimizer.base_lr_mult` scales the backbone's learning rate only: at 0 one epoch leaves
+/// every backbone parameter at its initial value while the head moves; at 1 both move.
+#[test]
+fn base_lr_mult_scales_only_the_backbone() {
+    use burn::backend::Flex;
+    use ee_cli::embed::TrainedNetwork;
+
+    let device = Default::default();
+    for mult in ["0", "1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny_config(dir.path(), 1);
+        let c = config.to_str().unwrap();
+        let set = format!("optimizer.base_lr_mult={mult}");
+        assert_ok(&ee(&["train", c, "--quiet", "--set", &set]));
+        let raw = ee_cli::config::RawConfig::load(&config, &[set]).unwrap();
+        let initial = ee_cli::network::build_network::<Flex>(&raw, true, &device).unwrap();
+        let trained =
+            TrainedNetwork::<Flex>::load(&dir.path().join("run/last.mpk"), &device).unwrap();
+        for (part, before, after) in [
+            (
+                "backbone",
+                parameters(&initial.backbone),
+                parameters(&trained.network.backbone),
+            ),
+            (
+                "head",
+                parameters(&initial.head),
+                parameters(&trained.network.head),
+            ),
+        ] {
+            assert_eq!(before.len(), after.len());
+            assert!(!before.is_empty(), "{part}: no parameters found");
+            let moved: Vec<&str> = before
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| b.1 != a.1)
+                .map(|(b, _)| b.0.as_str())
+                .collect();
+            let names: Vec<&str> = before.iter().map(|b| b.0.as_str()).collect();
+            match (part, mult) {
+                ("backbone", "0") => assert!(moved.is_empty(), "moved at mult 0: {moved:?}"),
+                _ => assert!(
+                    moved.iter().any(|m| m.contains("weight")),
+                    "{part} at mult {mult}: no weight moved among {names:?}"
+                ),
+            }
+        }
+    }
+}
