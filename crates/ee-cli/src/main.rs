@@ -462,7 +462,7 @@ fn run(cli: Cli) -> Result<()> {
                 None => search::search_self::<Compute>(&gallery_set, k, &device)?,
             };
             let rows = retrieval::select_queries(&results, queries, worst_first)?;
-            let (grid, unreadable) = retrieval::draw_grid(&results, &rows, thumb);
+            let (grid, unreadable) = retrieval::draw_grid(&results, &rows, thumb)?;
             for path in &unreadable {
                 eprintln!("warning: cannot read {path}: drawn as a dark square");
             }

@@ -4,16 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use image::RgbImage;
 use plotters::prelude::*;
 
 use crate::error::{CliError, Result};
-
-/// The font the plots are written in (DejaVu Sans, see assets/DejaVu-LICENSE.txt),
-/// bundled so text renders the same on every machine, fonts installed or not.
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 /// One colour per run, in order (cycled past eight runs).
 pub const RUN_COLOURS: [RGBColor; 8] = [
@@ -132,20 +127,6 @@ impl RunCurves {
     }
 }
 
-fn font() -> Result<()> {
-    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-                .map_err(|_| "the bundled font is invalid".to_string())
-        })
-        .clone()
-        .map_err(|message| CliError::Plot {
-            path: PathBuf::from("assets/DejaVuSans.ttf"),
-            message,
-        })
-}
-
 fn range(values: impl Iterator<Item = f64>, pad_low: bool) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         if v.is_finite() {
@@ -202,7 +183,7 @@ fn panel<'a, 'b>(
 /// Draws the curves of `runs` (Recall@K for each K of `ks`; every K logged when empty) into
 /// a `width` x `height` picture.
 pub fn draw_curves(runs: &[RunCurves], ks: &[usize], width: u32, height: u32) -> Result<RgbImage> {
-    font()?;
+    super::register_font()?;
     let mut buffer = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();

@@ -1,6 +1,7 @@
 //! The retrieval grid: one row per query, the query in the first column (blue frame), then
 //! its top-k results nearest first, each framed green when its label equals the query's, red
-//! when not, grey when either label is unknown.
+//! when not, grey when either label is unknown. Under each cell a caption gives the query's
+//! label, or the result's rank and distance.
 
 use std::path::Path;
 
@@ -17,6 +18,12 @@ pub const BORDER: u32 = 4;
 pub const GAP: u32 = 6;
 /// Space between the query column and the first result.
 pub const QUERY_GAP: u32 = 18;
+/// Height of the caption strip under each cell.
+pub const CAPTION: u32 = 15;
+/// Font size of the captions, in pixels.
+const CAPTION_FONT: f32 = 11.0;
+/// Colour of the captions.
+pub const TEXT: Rgb<u8> = Rgb([20, 20, 20]);
 
 /// Frame of a result of the query's class.
 pub const MATCH: Rgb<u8> = Rgb([0, 170, 0]);
@@ -54,7 +61,7 @@ pub fn cell(thumb: u32) -> u32 {
 pub fn grid_size(rows: u32, k: u32, thumb: u32) -> (u32, u32) {
     let c = cell(thumb);
     let width = 2 * MARGIN + (k + 1) * c + QUERY_GAP + k.saturating_sub(1) * GAP;
-    let height = 2 * MARGIN + rows * c + rows.saturating_sub(1) * GAP;
+    let height = 2 * MARGIN + rows * (c + CAPTION) + rows.saturating_sub(1) * GAP;
     (width, height)
 }
 
@@ -66,7 +73,7 @@ pub fn cell_origin(row: u32, column: u32, thumb: u32) -> (u32, u32) {
     } else {
         MARGIN + c + QUERY_GAP + (column - 1) * (c + GAP)
     };
-    (x, MARGIN + row * (c + GAP))
+    (x, MARGIN + row * (c + CAPTION + GAP))
 }
 
 /// The queries to show, in order: the first `n`, or the `n` worst (needs every label).
@@ -144,10 +151,31 @@ fn draw_cell(
     }
 }
 
+/// `text` cut to fit `width` pixels at the caption size (an ellipsis marks a cut).
+fn fit(font: &ab_glyph::FontRef<'static>, text: &str, width: u32) -> String {
+    let fits = |t: &str| super::text_width(font, CAPTION_FONT, t) <= width as f32;
+    if fits(text) {
+        return text.to_string();
+    }
+    let mut kept: Vec<char> = text.chars().collect();
+    while !kept.is_empty() {
+        kept.pop();
+        let candidate: String = kept.iter().collect::<String>() + "…";
+        if fits(&candidate) {
+            return candidate;
+        }
+    }
+    String::new()
+}
+
 /// The grid of the queries `rows` (indices into `results`) and their results.
 ///
 /// Returns the picture and the paths of images that could not be read (drawn dark grey).
-pub fn draw_grid(results: &[QueryHits], rows: &[usize], thumb: u32) -> (RgbImage, Vec<String>) {
+pub fn draw_grid(
+    results: &[QueryHits],
+    rows: &[usize],
+    thumb: u32,
+) -> Result<(RgbImage, Vec<String>)> {
     let k = rows
         .iter()
         .map(|&q| results[q].hits.len())
@@ -156,6 +184,12 @@ pub fn draw_grid(results: &[QueryHits], rows: &[usize], thumb: u32) -> (RgbImage
     let (width, height) = grid_size(rows.len() as u32, k, thumb);
     let mut grid = RgbImage::from_pixel(width, height, BACKGROUND);
     let mut unreadable = Vec::new();
+    let font = super::font()?;
+    let c = cell(thumb);
+    let caption = |grid: &mut RgbImage, (x, y): (u32, u32), text: &str| {
+        let text = fit(font, text, c);
+        super::draw_text(grid, font, CAPTION_FONT, (x + 1, y + c + 1), &text, TEXT);
+    };
     for (row, &q) in rows.iter().enumerate() {
         let row = row as u32;
         let query = &results[q];
@@ -168,6 +202,7 @@ pub fn draw_grid(results: &[QueryHits], rows: &[usize], thumb: u32) -> (RgbImage
             QUERY,
             &mut unreadable,
         );
+        caption(&mut grid, origin, query.label.as_deref().unwrap_or("query"));
         for (column, hit) in query.hits.iter().enumerate() {
             let frame = match query.is_match(hit) {
                 Some(true) => MATCH,
@@ -176,11 +211,16 @@ pub fn draw_grid(results: &[QueryHits], rows: &[usize], thumb: u32) -> (RgbImage
             };
             let origin = cell_origin(row, column as u32 + 1, thumb);
             draw_cell(&mut grid, origin, thumb, &hit.path, frame, &mut unreadable);
+            caption(
+                &mut grid,
+                origin,
+                &format!("{}. {:.3}", hit.rank, hit.distance),
+            );
         }
     }
     unreadable.sort();
     unreadable.dedup();
-    (grid, unreadable)
+    Ok((grid, unreadable))
 }
 
 #[cfg(test)]
@@ -212,30 +252,59 @@ mod tests {
 
     #[test]
     fn size_follows_the_layout() {
-        // 3 result cells of 40 + 4 + 4 = 48 px, a query cell, margins and gaps.
+        // 3 result cells of 40 + 4 + 4 = 48 px, a query cell, margins and gaps; rows of a
+        // cell and a 15 px caption.
         assert_eq!(
             grid_size(2, 3, 40),
-            (8 + 48 + 18 + 48 + 6 + 48 + 6 + 48 + 8, 8 + 48 + 6 + 48 + 8)
+            (
+                8 + 48 + 18 + 48 + 6 + 48 + 6 + 48 + 8,
+                8 + 48 + 15 + 6 + 48 + 15 + 8
+            )
         );
-        assert_eq!(cell_origin(1, 2, 40), (8 + 48 + 18 + 48 + 6, 8 + 48 + 6));
+        assert_eq!(
+            cell_origin(1, 2, 40),
+            (8 + 48 + 18 + 48 + 6, 8 + 48 + 15 + 6)
+        );
     }
 
     #[test]
     fn frames_follow_the_labels_and_unreadable_images_are_listed() {
         let results = vec![query("q.png", "a", &[Some("a"), Some("b"), None])];
-        let (grid, unreadable) = draw_grid(&results, &[0], 10);
-        assert_eq!(grid.dimensions(), grid_size(1, 3, 10));
+        let (grid, unreadable) = draw_grid(&results, &[0], 40).unwrap();
+        assert_eq!(grid.dimensions(), grid_size(1, 3, 40));
         let at = |column: u32| {
-            let (x, y) = cell_origin(0, column, 10);
+            let (x, y) = cell_origin(0, column, 40);
             *grid.get_pixel(x + 1, y + 1)
         };
         assert_eq!(
             [at(0), at(1), at(2), at(3)],
             [QUERY, MATCH, MISMATCH, UNKNOWN]
         );
-        let (x, y) = cell_origin(0, 1, 10);
+        let (x, y) = cell_origin(0, 1, 40);
         assert_eq!(*grid.get_pixel(x + BORDER + 5, y + BORDER + 5), UNREADABLE);
         assert_eq!(unreadable, vec!["missing.png", "q.png"]);
+        // Each caption strip holds dark text pixels; the gap between rows stays white.
+        for column in 0..4 {
+            let (x, y) = cell_origin(0, column, 40);
+            let strip = (x..x + cell(40))
+                .flat_map(|xx| (y + cell(40)..y + cell(40) + CAPTION).map(move |yy| (xx, yy)));
+            let dark = strip
+                .filter(|&(xx, yy)| grid.get_pixel(xx, yy).0.iter().all(|&c| c < 110))
+                .count();
+            assert!(dark >= 5, "column {column}: {dark} dark caption pixels");
+        }
+    }
+
+    #[test]
+    fn long_captions_are_cut_to_the_cell() {
+        let font = crate::viz::font().unwrap();
+        assert_eq!(fit(font, "short", 48), "short");
+        let cut = fit(font, "a-very-long-class-folder-name", 48);
+        assert!(cut.ends_with('…') && cut.chars().count() > 3, "{cut}");
+        assert!(
+            crate::viz::text_width(font, CAPTION_FONT, &cut) <= 48.0,
+            "{cut}"
+        );
     }
 
     #[test]
