@@ -76,7 +76,7 @@ pub enum CliError {
     /// The compute device failed to start (no GPU, no driver).
     #[error(
         "cannot use the {backend} device ({message}): check that a GPU and its driver are \
-         visible (nvidia-smi), or train on the CPU with --backend cpu"
+         visible (nvidia-smi), or run on the CPU (cargo xtask ... --backend cpu)"
     )]
     Device {
         /// Backend name.
