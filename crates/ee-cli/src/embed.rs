@@ -232,8 +232,20 @@ impl ImageList {
     }
 }
 
+/// What [`embed_loader`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    /// One row per embedded item, in item order.
+    pub embeddings: EmbeddingMatrix,
+    /// The loader's item index of each row.
+    pub items: Vec<usize>,
+    /// Items the loader skipped as unreadable (`skip_unreadable`), in order.
+    pub skipped: Vec<usize>,
+}
+
 /// Embeds every image of `loader` in order (test transform) in batches of `batch_size`,
-/// with a progress bar labelled `what` unless `quiet`.
+/// with a progress bar labelled `what` unless `quiet`. Items the loader skips (with
+/// `skip_unreadable`) are left out and listed.
 pub fn embed_loader<B: Backend>(
     network: &Network<B>,
     loader: &ImageLoader,
@@ -241,7 +253,7 @@ pub fn embed_loader<B: Backend>(
     what: &str,
     quiet: bool,
     device: &B::Device,
-) -> Result<EmbeddingMatrix> {
+) -> Result<Embedded> {
     let plan = BatchPlan::test(loader.len(), batch_size);
     let bar = if quiet {
         ProgressBar::hidden()
@@ -256,10 +268,16 @@ pub fn embed_loader<B: Backend>(
         .progress_chars("=> "),
     );
     let mut values = Vec::new();
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
     let mut dim = 0;
     for batch in loader.iter::<B>(plan, device) {
         let batch = batch?;
-        let rows = batch.item_indices.len();
+        bar.inc((batch.item_indices.len() + batch.skipped.len()) as u64);
+        skipped.extend(&batch.skipped);
+        if batch.item_indices.is_empty() {
+            continue;
+        }
         let embeddings = network.forward(batch.images);
         dim = embeddings.dims()[1];
         let data: Vec<f32> = embeddings
@@ -268,38 +286,68 @@ pub fn embed_loader<B: Backend>(
             .to_vec()
             .map_err(|e| CliError::DataCheck(format!("cannot read embeddings back: {e:?}")))?;
         values.extend(data);
-        bar.inc(rows as u64);
+        items.extend(&batch.item_indices);
     }
     bar.finish_and_clear();
-    Ok(EmbeddingMatrix::new(values, dim.max(1))?)
+    if items.is_empty() {
+        return Err(CliError::Usage(format!(
+            "none of the {} images could be read",
+            loader.len()
+        )));
+    }
+    Ok(Embedded {
+        embeddings: EmbeddingMatrix::new(values, dim)?,
+        items,
+        skipped,
+    })
 }
 
-/// Embeds `images` with a checkpoint's network into an [`EmbeddingSet`].
-pub fn embed_images<B: Backend>(
-    trained: &TrainedNetwork<B>,
+/// Embeds `images` through `loader` (built over the same images, in the same order) into an
+/// [`EmbeddingSet`]; images the loader skips are left out with a warning on stderr.
+pub fn embed_to_set<B: Backend>(
+    network: &Network<B>,
+    loader: &ImageLoader,
     images: &ImageList,
     batch_size: usize,
     quiet: bool,
     device: &B::Device,
 ) -> Result<EmbeddingSet> {
+    let embedded = embed_loader(network, loader, batch_size, "embed", quiet, device)?;
+    for &i in &embedded.skipped {
+        eprintln!(
+            "warning: skipped unreadable image {}",
+            images.paths[i].display()
+        );
+    }
+    EmbeddingSet::new(
+        embedded.embeddings,
+        embedded
+            .items
+            .iter()
+            .map(|&i| images.paths[i].display().to_string())
+            .collect(),
+        embedded
+            .items
+            .iter()
+            .map(|&i| images.labels[i].clone())
+            .collect(),
+    )
+}
+
+/// Embeds `images` with a checkpoint's network into an [`EmbeddingSet`]; with
+/// `skip_unreadable`, images that cannot be read are left out (with a warning) instead of
+/// stopping the run.
+pub fn embed_images<B: Backend>(
+    trained: &TrainedNetwork<B>,
+    images: &ImageList,
+    batch_size: usize,
+    skip_unreadable: bool,
+    quiet: bool,
+    device: &B::Device,
+) -> Result<EmbeddingSet> {
     let loader = trained
         .loader_config()
+        .with_skip_unreadable(skip_unreadable)
         .init(&images.split("images to embed")?)?;
-    let embeddings = embed_loader(
-        &trained.network,
-        &loader,
-        batch_size,
-        "embed",
-        quiet,
-        device,
-    )?;
-    EmbeddingSet::new(
-        embeddings,
-        images
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
-        images.labels.clone(),
-    )
+    embed_to_set(&trained.network, &loader, images, batch_size, quiet, device)
 }

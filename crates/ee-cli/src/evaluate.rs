@@ -126,12 +126,13 @@ pub fn evaluate_network<B: Backend>(
     let batch = c.schedule.eval_batch_size;
     let report = match test {
         TestSet::SelfRetrieval(loader) => {
-            let matrix = embed_loader(network, loader, batch, "eval", quiet, device)?;
+            let matrix = embed_loader(network, loader, batch, "eval", quiet, device)?.embeddings;
             ee_eval::evaluate_matrix::<B>(&matrix, &labels_of(loader), &eval_config(c), device)?
         }
         TestSet::QueryGallery { query, gallery } => {
-            let q = embed_loader(network, query, batch, "eval query", quiet, device)?;
-            let g = embed_loader(network, gallery, batch, "eval gallery", quiet, device)?;
+            let q = embed_loader(network, query, batch, "eval query", quiet, device)?.embeddings;
+            let g =
+                embed_loader(network, gallery, batch, "eval gallery", quiet, device)?.embeddings;
             ee_eval::evaluate_query_gallery_matrix::<B>(
                 &q,
                 &labels_of(query),

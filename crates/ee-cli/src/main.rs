@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use ee_cli::backend::{open_device, Compute, Train};
 use ee_cli::config::{BackendName, RawConfig, RunConfig, SyntheticSection};
-use ee_cli::embed::{embed_images, embed_loader, ImageList, TrainedNetwork};
+use ee_cli::embed::{embed_images, embed_to_set, ImageList, TrainedNetwork};
 use ee_cli::embedding_set::{EmbeddingSet, SetLayout};
 use ee_cli::error::{CliError, Result};
 use ee_cli::search;
@@ -100,6 +100,9 @@ enum Command {
         /// Images per forward pass (default: the checkpoint's schedule.eval_batch_size).
         #[arg(long)]
         batch_size: Option<usize>,
+        /// Leave out images that cannot be read (each named in a warning) instead of stopping.
+        #[arg(long)]
+        skip_unreadable: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -338,6 +341,7 @@ fn run(cli: Cli) -> Result<()> {
             list,
             out,
             batch_size,
+            skip_unreadable,
             quiet,
         } => {
             SetLayout::of(&out)?;
@@ -350,26 +354,20 @@ fn run(cli: Cli) -> Result<()> {
                 (Some(path), _, _) => {
                     let config = RawConfig::load(&path, &overrides)?.check()?;
                     let split = dataset_split(&config, split)?;
-                    let loader = ee_cli::train::loader_config(&config).init(&split)?;
-                    let embeddings =
-                        embed_loader(&trained.network, &loader, batch, "embed", quiet, &device)?;
+                    let loader = ee_cli::train::loader_config(&config)
+                        .with_skip_unreadable(skip_unreadable)
+                        .init(&split)?;
                     let list = ImageList::from_split(&split);
-                    EmbeddingSet::new(
-                        embeddings,
-                        list.paths.iter().map(|p| p.display().to_string()).collect(),
-                        list.labels,
-                    )?
+                    embed_to_set(&trained.network, &loader, &list, batch, quiet, &device)?
                 }
                 (None, Some(dir), _) => {
-                    embed_images(&trained, &ImageList::from_dir(&dir)?, batch, quiet, &device)?
+                    let list = ImageList::from_dir(&dir)?;
+                    embed_images(&trained, &list, batch, skip_unreadable, quiet, &device)?
                 }
-                (None, None, Some(file)) => embed_images(
-                    &trained,
-                    &ImageList::from_list(&file)?,
-                    batch,
-                    quiet,
-                    &device,
-                )?,
+                (None, None, Some(file)) => {
+                    let list = ImageList::from_list(&file)?;
+                    embed_images(&trained, &list, batch, skip_unreadable, quiet, &device)?
+                }
                 _ => unreachable!("clap requires one source"),
             };
             set.save(&out)?;

@@ -139,7 +139,7 @@ pub fn query_set<B: Backend>(
         };
         let trained = TrainedNetwork::<B>::load(checkpoint, device)?;
         trained.check_dim(gallery_dim, gallery_path)?;
-        embed_images(&trained, &images, batch_size, quiet, device)?
+        embed_images(&trained, &images, batch_size, false, quiet, device)?
     };
     if set.dim() != gallery_dim {
         return Err(CliError::Usage(format!(

@@ -577,3 +577,45 @@ fn inshop_trains_and_evaluates_queries_against_the_gallery() {
     assert_eq!(report["queries"].as_u64(), Some(queries as u64));
     assert_eq!(report["gallery"].as_u64(), Some(gallery as u64));
 }
+
+/// A corrupt image stops `ee embed` with its path named and nothing written; with
+/// `--skip-unreadable` it is left out, named in a warning, and the rest is embedded.
+#[test]
+fn unreadable_images_stop_embed_unless_skipped() {
+    let f = fixture();
+    let images = test_images(f);
+    let dir = f.dir.join("with-corrupt");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("c")).unwrap();
+    std::fs::copy(&images[0].0, dir.join("c/a.jpg")).unwrap();
+    std::fs::write(dir.join("c/b.jpg"), b"not a jpeg").unwrap();
+    std::fs::copy(&images[1].0, dir.join("c/c.jpg")).unwrap();
+    let out = f.dir.join("with-corrupt.npy");
+    let _ = std::fs::remove_file(&out);
+    let args = [
+        "embed",
+        "--checkpoint",
+        s(&f.checkpoint),
+        "--images",
+        s(&dir),
+        "--out",
+        s(&out),
+        "-q",
+    ];
+    assert_error(&args, 1, &["b.jpg"]);
+    assert!(!out.exists(), "nothing is written when embedding stops");
+
+    let mut skipping = args.to_vec();
+    skipping.push("--skip-unreadable");
+    let run = ee(&skipping);
+    assert_ok(&run);
+    assert!(text(&run.stderr).contains("b.jpg"), "{}", text(&run.stderr));
+    let set = EmbeddingSet::load(&out).unwrap();
+    let names: Vec<&str> = set
+        .paths
+        .iter()
+        .map(|p| Path::new(p).file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.jpg", "c.jpg"]);
+    assert_eq!(set.labels, [Some("c".to_string()), Some("c".to_string())]);
+}
