@@ -206,6 +206,16 @@ impl ImageList {
 
     /// What `ee search --query` and `ee embed` take: a folder, a list file or one image.
     pub fn from_path(path: &Path) -> Result<Self> {
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        if is_csv && path.with_extension("npy").is_file() {
+            return Err(CliError::Usage(format!(
+                "{} is the index of {}: pass the .npy file",
+                path.display(),
+                path.with_extension("npy").display()
+            )));
+        }
         if path.is_dir() {
             Self::from_dir(path)
         } else if is_image(path) {

@@ -453,7 +453,8 @@ fn bad_requests_are_one_named_line() {
     let x_npy = f.dir.join("x.npy");
     let x_txt = f.dir.join("x.txt");
     let png = f.dir.join("g.png");
-    let cases: [(&[&str], i32, &[&str]); 6] = [
+    let dim8_csv = other.with_extension("csv");
+    let cases: [(&[&str], i32, &[&str]); 7] = [
         (
             &[
                 "search",
@@ -486,6 +487,21 @@ fn bad_requests_are_one_named_line() {
             &["search", "--gallery", dim8, "--query", dim8, "-k", "0"],
             2,
             &["-k 0"],
+        ),
+        (
+            &[
+                "search",
+                "--gallery",
+                dim8,
+                "--query",
+                s(&dim8_csv),
+                "--checkpoint",
+                ck,
+                "-k",
+                "1",
+            ],
+            2,
+            &["dim8.csv is the index of", "pass the .npy file"],
         ),
         (
             &["search", "--gallery", dim8, "--query", img, "-k", "1"],
