@@ -193,3 +193,20 @@ pub fn evaluate_files<B: Backend>(
         device,
     )?)
 }
+
+/// `ee eval --embeddings FILE`: scores one embedding file (`ee embed` output, every row
+/// labelled) against itself, each item left out of its own results; no model needed.
+pub fn evaluate_file<B: Backend>(
+    path: &Path,
+    config: &EvalConfig,
+    device: &B::Device,
+) -> Result<EvalReport> {
+    let set = EmbeddingSet::load(path)?;
+    let labels = integer_labels(&[("embeddings", &set)])?;
+    Ok(ee_eval::evaluate_matrix::<B>(
+        &set.embeddings,
+        &labels[0],
+        config,
+        device,
+    )?)
+}

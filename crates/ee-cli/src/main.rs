@@ -44,9 +44,13 @@ enum Command {
         quiet: bool,
     },
     /// Score a model: a checkpoint on the config's test set (Recall@K, MAP@R, R-precision,
-    /// NMI/F1; queries against a gallery where the dataset defines them), or two embedding
-    /// files from `ee embed` as queries against a gallery.
-    #[command(group(ArgGroup::new("what").required(true).args(["checkpoint", "query"])))]
+    /// NMI/F1; queries against a gallery where the dataset defines them), two embedding
+    /// files from `ee embed` as queries against a gallery, or one file against itself.
+    #[command(group(
+        ArgGroup::new("what")
+            .required(true)
+            .args(["checkpoint", "query", "embeddings"])
+    ))]
     Eval {
         /// The run config (TOML). Needed with --checkpoint; with --query/--gallery it only
         /// gives the metrics' settings (schedule.recall_k, schedule.eval_clustering).
@@ -63,6 +67,9 @@ enum Command {
         /// Gallery embeddings, same formats as --query.
         #[arg(long, requires = "query")]
         gallery: Option<PathBuf>,
+        /// One embeddings file scored against itself (each item left out of its own results).
+        #[arg(long, conflicts_with_all = ["checkpoint", "query"])]
+        embeddings: Option<PathBuf>,
         /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -292,6 +299,7 @@ fn run(cli: Cli) -> Result<()> {
             checkpoint,
             query,
             gallery,
+            embeddings,
             json,
             quiet,
         } => {
@@ -301,7 +309,16 @@ fn run(cli: Cli) -> Result<()> {
                 })
                 .transpose()?;
             let device = open_device()?;
+            let eval_config = match &config {
+                Some(c) => ee_cli::evaluate::eval_config(c.get()),
+                None => ee_eval::EvalConfig::new().with_map_at_r(true),
+            };
             let report = match (checkpoint, query, gallery) {
+                _ if embeddings.is_some() => ee_cli::evaluate::evaluate_file::<Compute>(
+                    embeddings.as_deref().expect("checked"),
+                    &eval_config,
+                    &device,
+                )?,
                 (Some(checkpoint), _, _) => {
                     let config = config.expect("clap requires CONFIG with --checkpoint");
                     ee_cli::evaluate::evaluate_checkpoint::<Compute>(
@@ -311,19 +328,15 @@ fn run(cli: Cli) -> Result<()> {
                         &device,
                     )?
                 }
-                (None, Some(query), Some(gallery)) => {
-                    let eval_config = match &config {
-                        Some(c) => ee_cli::evaluate::eval_config(c.get()),
-                        None => ee_eval::EvalConfig::new().with_map_at_r(true),
-                    };
-                    ee_cli::evaluate::evaluate_files::<Compute>(
-                        &query,
-                        &gallery,
-                        &eval_config,
-                        &device,
-                    )?
-                }
-                _ => unreachable!("clap requires --checkpoint or --query with --gallery"),
+                (None, Some(query), Some(gallery)) => ee_cli::evaluate::evaluate_files::<Compute>(
+                    &query,
+                    &gallery,
+                    &eval_config,
+                    &device,
+                )?,
+                _ => unreachable!(
+                    "clap requires --checkpoint, --query with --gallery, or --embeddings"
+                ),
             };
             if json {
                 println!("{}", report.to_json());

@@ -237,6 +237,20 @@ fn embed_then_search_finds_every_gallery_item_first_at_distance_zero() {
         Some(1.0),
         "{report}"
     );
+
+    // The gallery file against itself gives what `ee eval` gives for the checkpoint.
+    let from_file = stdout_json(&["eval", s(&f.config), "--embeddings", s(&gallery), "--json"]);
+    let from_checkpoint = stdout_json(&[
+        "eval",
+        s(&f.config),
+        "--checkpoint",
+        s(&f.checkpoint),
+        "--json",
+        "-q",
+    ]);
+    assert_eq!(from_file["mode"], "self_retrieval", "{from_file}");
+    assert_eq!(from_file["recall_at_k"], from_checkpoint["recall_at_k"]);
+    assert_eq!(from_file["map_at_r"], from_checkpoint["map_at_r"]);
 }
 
 #[test]
