@@ -115,7 +115,7 @@ fn tie_rule_with_a_synthetic_hardest_negative() {
         &[3.0; 4],
         1e-6,
     );
-    let l0 = output.per_anchor.clone().slice([0..1]).sum();
+    let l0 = output.per_anchor.clone().narrow(0, 0, 1).sum();
     let grads = l0.backward();
     let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
     assert_close(&g, &[2.0, -1.0, 1.0, 1.0, -2.0, 0.0, -1.0, 0.0], 1e-5);

@@ -29,9 +29,12 @@ fn partner(i: usize) -> usize {
     i ^ 1
 }
 
+/// Where a synthetic point comes from: (anchor i, step t, the unnormalised point u).
+type Origin = Option<(usize, usize, Vec<f64>)>;
+
 /// Builds the expanded points as the reference does: one loop per synthetic point.
 /// Returns (points, per point: None for originals or Some((i, t, unnormalised u))).
-fn expand(x: &[Vec<f64>], p: &Params) -> (Vec<Vec<f64>>, Vec<Option<(usize, usize, Vec<f64>)>>) {
+fn expand(x: &[Vec<f64>], p: &Params) -> (Vec<Vec<f64>>, Vec<Origin>) {
     let b = x.len();
     let mut points: Vec<Vec<f64>> = x.to_vec();
     let mut origin = vec![None; b];
