@@ -410,16 +410,16 @@ fn run(cli: Cli) -> Result<()> {
             let gallery_set = EmbeddingSet::load(&gallery)?;
             search::check_k(k, gallery_set.len())?;
             let device = open_device()?;
-            let queries = search::query_set::<Compute>(
+            let results = search::search_query::<Compute>(
+                &gallery_set,
+                &gallery,
                 &query,
                 checkpoint.as_deref(),
-                gallery_set.dim(),
-                &gallery,
+                k,
                 batch_size,
                 quiet,
                 &device,
             )?;
-            let results = search::search::<Compute>(&queries, &gallery_set, k, &device)?;
             if json {
                 println!(
                     "{}",
@@ -457,19 +457,16 @@ fn run(cli: Cli) -> Result<()> {
             let gallery_set = EmbeddingSet::load(&gallery)?;
             let device = open_device()?;
             let results = match query {
-                Some(query) => {
-                    search::check_k(k, gallery_set.len())?;
-                    let queries = search::query_set::<Compute>(
-                        &query,
-                        checkpoint.as_deref(),
-                        gallery_set.dim(),
-                        &gallery,
-                        64,
-                        quiet,
-                        &device,
-                    )?;
-                    search::search::<Compute>(&queries, &gallery_set, k, &device)?
-                }
+                Some(query) => search::search_query::<Compute>(
+                    &gallery_set,
+                    &gallery,
+                    &query,
+                    checkpoint.as_deref(),
+                    k,
+                    64,
+                    quiet,
+                    &device,
+                )?,
                 None => search::search_self::<Compute>(&gallery_set, k, &device)?,
             };
             let rows = retrieval::select_queries(&results, queries, worst_first)?;

@@ -152,6 +152,33 @@ pub fn query_set<B: Backend>(
     Ok(set)
 }
 
+/// What `--gallery G --query Q` asks for: `k` is checked first, then the queries are
+/// resolved (see [`query_set`]; images embedded with `checkpoint`) and searched in `gallery`
+/// (read from `gallery_path`).
+#[allow(clippy::too_many_arguments)]
+pub fn search_query<B: Backend>(
+    gallery: &EmbeddingSet,
+    gallery_path: &Path,
+    query: &Path,
+    checkpoint: Option<&Path>,
+    k: usize,
+    batch_size: usize,
+    quiet: bool,
+    device: &B::Device,
+) -> Result<Vec<QueryHits>> {
+    check_k(k, gallery.len())?;
+    let queries = query_set::<B>(
+        query,
+        checkpoint,
+        gallery.dim(),
+        gallery_path,
+        batch_size,
+        quiet,
+        device,
+    )?;
+    search::<B>(&queries, gallery, k, device)
+}
+
 /// The results as a plain-text table, one block per query.
 pub fn table(results: &[QueryHits]) -> String {
     let mut out = String::new();
