@@ -215,6 +215,23 @@ pub struct ModelSection {
     /// torchvision GoogLeNet weights (`googlenet-1378be20.pth` or safetensors); absent = random.
     #[serde(default)]
     pub pretrained: Option<PathBuf>,
+    /// Initialisation of the backbone's convolutions without `pretrained`: `"torchvision"`
+    /// (truncated normal, std 0.01) or `"kaiming"` (burn's Kaiming-uniform). Absent: torchvision
+    /// for GoogLeNet, kaiming for the small CNN (see [`ModelSection::resolved_init`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<ee_model::BackboneInit>,
+}
+
+impl ModelSection {
+    /// `init`, or the backbone's default: torchvision's init for GoogLeNet (as torchvision
+    /// trains it; learns ~4x faster from scratch than Kaiming-uniform), kaiming for the small
+    /// CNN (the demo's recipe).
+    pub fn resolved_init(&self) -> ee_model::BackboneInit {
+        self.init.unwrap_or(match self.backbone {
+            BackboneKind::Googlenet => ee_model::BackboneInit::Torchvision,
+            BackboneKind::SmallCnn => ee_model::BackboneInit::Kaiming,
+        })
+    }
 }
 
 fn default_backbone() -> BackboneKind {

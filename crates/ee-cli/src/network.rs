@@ -17,9 +17,11 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use ee_model::{
-    global_avg_pool, EmbeddingHead, EmbeddingHeadConfig, EmbeddingModelConfig, GoogLeNet,
-    GOOGLENET_FEATURES,
+    conv2d, global_avg_pool, BackboneInit, EmbeddingHead, EmbeddingHeadConfig,
+    EmbeddingModelConfig, GoogLeNet, GOOGLENET_FEATURES,
 };
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::config::{BackboneKind, RawConfig};
 
@@ -35,12 +37,18 @@ pub struct ConvBlock<B: Backend> {
 }
 
 impl<B: Backend> ConvBlock<B> {
-    fn new(input: usize, output: usize, device: &B::Device) -> Self {
+    fn new(
+        input: usize,
+        output: usize,
+        init: BackboneInit,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
+        let conv = Conv2dConfig::new([input, output], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false);
         ConvBlock {
-            conv: Conv2dConfig::new([input, output], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .with_bias(false)
-                .init(device),
+            conv: init.conv2d(&conv, rng, device),
             bn: BatchNormConfig::new(output).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
         }
@@ -48,7 +56,7 @@ impl<B: Backend> ConvBlock<B> {
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.pool
-            .forward(relu(self.bn.forward(self.conv.forward(x))))
+            .forward(relu(self.bn.forward(conv2d(&self.conv, x))))
     }
 }
 
@@ -60,13 +68,16 @@ pub struct SmallCnn<B: Backend> {
 }
 
 impl<B: Backend> SmallCnn<B> {
-    /// A randomly initialised small CNN.
-    pub fn new(device: &B::Device) -> Self {
+    /// A randomly initialised small CNN (`seed` feeds [`BackboneInit::Torchvision`]; Kaiming
+    /// draws from the backend's RNG).
+    pub fn new(init: BackboneInit, seed: u64, device: &B::Device) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
         let mut input = 3;
         let blocks = SMALL_CNN_CHANNELS
             .iter()
             .map(|&output| {
-                let block = ConvBlock::new(input, output, device);
+                let block = ConvBlock::new(input, output, init, &mut rng, device);
                 input = output;
                 block
             })
@@ -125,6 +136,7 @@ pub fn build_network<B: Backend>(
                 .with_embed_dim(model.embed_dim)
                 .with_seed(config.run.seed)
                 .with_transform_input(Some(pretrained.is_some()))
+                .with_init(Some(model.resolved_init()))
                 .with_pretrained(if load_pretrained { pretrained } else { None });
             let built = model_config.init::<B>(device)?;
             Ok(Network {
@@ -139,7 +151,11 @@ pub fn build_network<B: Backend>(
                 .with_seed(config.run.seed)
                 .init(device)?;
             Ok(Network {
-                backbone: Backbone::SmallCnn(SmallCnn::new(device)),
+                backbone: Backbone::SmallCnn(SmallCnn::new(
+                    model.resolved_init(),
+                    config.run.seed,
+                    device,
+                )),
                 head,
             })
         }

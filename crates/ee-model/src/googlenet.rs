@@ -8,8 +8,13 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
 
+use crate::conv::conv2d;
 use crate::error::ModelError;
+use crate::init::BackboneInit;
 use crate::pool::MaxPool2dCeil;
 
 /// Channels of the backbone's output feature map.
@@ -71,15 +76,31 @@ impl BasicConv2dConfig {
     /// Builds the layer (burn's default Kaiming-uniform conv init, BatchNorm gamma 1, beta 0,
     /// running mean 0, running variance 1).
     pub fn init<B: Backend>(&self, device: &B::Device) -> BasicConv2d<B> {
+        // Kaiming draws from the backend's RNG: this one is never used.
+        self.init_with(
+            BackboneInit::Kaiming,
+            &mut ChaCha8Rng::seed_from_u64(0),
+            device,
+        )
+    }
+
+    /// Builds the layer with the given conv init (`rng` feeds [`BackboneInit::Torchvision`]);
+    /// BatchNorm as in [`BasicConv2dConfig::init`].
+    pub fn init_with<B: Backend>(
+        &self,
+        init: BackboneInit,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> BasicConv2d<B> {
         let p = self.padding;
-        let conv = Conv2dConfig::new(
+        let conv_config = Conv2dConfig::new(
             [self.in_channels, self.out_channels],
             [self.kernel_size, self.kernel_size],
         )
         .with_stride([self.stride, self.stride])
         .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-        .with_bias(false)
-        .init(device);
+        .with_bias(false);
+        let conv = init.conv2d(&conv_config, rng, device);
         let bn = BatchNormConfig::new(self.out_channels)
             .with_epsilon(self.bn_epsilon)
             .with_momentum(self.bn_momentum)
@@ -106,7 +127,7 @@ pub struct BasicConv2d<B: Backend> {
 impl<B: Backend> BasicConv2d<B> {
     /// `[batch, in, h, w]` -> `[batch, out, h', w']`.
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.bn.forward(self.conv.forward(input)))
+        relu(self.bn.forward(conv2d(&self.conv, input)))
     }
 }
 
@@ -130,15 +151,9 @@ pub struct Inception<B: Backend> {
 }
 
 impl<B: Backend> Inception<B> {
-    fn new(channels: InceptionChannels, bn: &BnSettings, device: &B::Device) -> Self {
+    fn new(channels: InceptionChannels, layers: &LayerSettings, device: &B::Device) -> Self {
         let (input, c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj) = channels;
-        let conv = |i: usize, o: usize, k: usize, p: usize| {
-            BasicConv2dConfig::new(i, o, k)
-                .with_padding(p)
-                .with_bn_epsilon(bn.epsilon)
-                .with_bn_momentum(bn.momentum)
-                .init(device)
-        };
+        let conv = |i: usize, o: usize, k: usize, p: usize| layers.conv(i, o, k, 1, p, device);
         Self {
             branch1: conv(input, c1x1, 1, 0),
             branch2: vec![
@@ -178,10 +193,36 @@ impl<B: Backend> Inception<B> {
     }
 }
 
-struct BnSettings {
+/// What every [`BasicConv2d`] of one backbone shares: BatchNorm settings and the weight init
+/// with its random stream (drawn in layer order).
+struct LayerSettings {
     epsilon: f64,
     momentum: f64,
+    init: BackboneInit,
+    rng: RefCell<ChaCha8Rng>,
 }
+
+impl LayerSettings {
+    fn conv<B: Backend>(
+        &self,
+        input: usize,
+        output: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        device: &B::Device,
+    ) -> BasicConv2d<B> {
+        BasicConv2dConfig::new(input, output, kernel)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_bn_epsilon(self.epsilon)
+            .with_bn_momentum(self.momentum)
+            .init_with(self.init, &mut self.rng.borrow_mut(), device)
+    }
+}
+
+/// ChaCha8 stream of the backbone's weight draws (the head draws from stream 0).
+const BACKBONE_STREAM: u64 = 1;
 
 /// Settings of the [`GoogLeNet`] backbone.
 #[derive(Config, Debug)]
@@ -197,6 +238,14 @@ pub struct GoogLeNetConfig {
     /// [`EmbeddingModelConfig::transform_input`](crate::EmbeddingModelConfig::transform_input).
     #[config(default = false)]
     pub transform_input: bool,
+    /// How the convolution weights are drawn (torchvision's truncated normal by default;
+    /// see [`BackboneInit`]). Loaded pretrained weights replace them.
+    #[config(default = "BackboneInit::Torchvision")]
+    pub init: BackboneInit,
+    /// Seed of the [`BackboneInit::Torchvision`] draws (ChaCha8, stream 1; the head uses
+    /// stream 0 of the same seed).
+    #[config(default = 0)]
+    pub seed: u64,
 }
 
 impl GoogLeNetConfig {
@@ -223,18 +272,16 @@ impl GoogLeNetConfig {
     /// [`GoogLeNet::load_torchvision`](crate::GoogLeNet::load_torchvision)).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<GoogLeNet<B>, ModelError> {
         self.check()?;
-        let bn = BnSettings {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(BACKBONE_STREAM);
+        let bn = LayerSettings {
             epsilon: self.bn_epsilon,
             momentum: self.bn_momentum,
+            init: self.init,
+            rng: RefCell::new(rng),
         };
-        let conv = |i: usize, o: usize, k: usize, s: usize, p: usize| {
-            BasicConv2dConfig::new(i, o, k)
-                .with_stride(s)
-                .with_padding(p)
-                .with_bn_epsilon(bn.epsilon)
-                .with_bn_momentum(bn.momentum)
-                .init(device)
-        };
+        let conv =
+            |i: usize, o: usize, k: usize, s: usize, p: usize| bn.conv(i, o, k, s, p, device);
         let pool = |k: usize| MaxPool2dCeil {
             kernel_size: k,
             stride: 2,

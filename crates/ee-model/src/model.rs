@@ -12,6 +12,7 @@ use burn_store::ModuleSnapshot;
 use crate::error::ModelError;
 use crate::googlenet::{GoogLeNet, GoogLeNetConfig, GOOGLENET_FEATURES};
 use crate::head::{global_avg_pool, EmbeddingHead, EmbeddingHeadConfig};
+use crate::init::BackboneInit;
 use crate::weights::ImportReport;
 
 /// Settings of the [`EmbeddingModel`]; the `[model]` section of a run config.
@@ -46,7 +47,12 @@ pub struct EmbeddingModelConfig {
     /// BatchNorm running-statistics momentum of the backbone (PyTorch convention: 0.1).
     #[config(default = 0.1)]
     pub bn_momentum: f64,
-    /// Seed of the head's initialisation.
+    /// How the backbone's convolutions are initialised when `pretrained` is not set; `None`
+    /// means torchvision's truncated normal ([`BackboneInit::Torchvision`]). An `Option` so
+    /// that configs stored before this field existed still load.
+    #[config(default = "None")]
+    pub init: Option<BackboneInit>,
+    /// Seed of the head's and the backbone's initialisation.
     #[config(default = 0)]
     pub seed: u64,
 }
@@ -64,6 +70,8 @@ impl EmbeddingModelConfig {
             .with_bn_epsilon(self.bn_epsilon)
             .with_bn_momentum(self.bn_momentum)
             .with_transform_input(self.resolved_transform_input())
+            .with_init(self.init.unwrap_or_default())
+            .with_seed(self.seed)
     }
 
     /// The head's settings.

@@ -302,3 +302,119 @@ fn bad_checkpoints_and_configs_are_clear_errors() {
         assert!(err.contains(field), "{err}");
     }
 }
+
+/// Every conv weight of a freshly built backbone, flattened.
+fn conv_weights(backbone: &ee_model::GoogLeNet<B>) -> Vec<f32> {
+    let mut weights = Vec::new();
+    for conv in [&backbone.conv1, &backbone.conv2, &backbone.conv3] {
+        weights.extend(conv.conv.weight.val().into_data().to_vec::<f32>().unwrap());
+    }
+    let block = &backbone.inception4c;
+    for conv in [
+        &block.branch1,
+        &block.branch2[1],
+        &block.branch3[1],
+        &block.branch4[0],
+    ] {
+        weights.extend(conv.conv.weight.val().into_data().to_vec::<f32>().unwrap());
+    }
+    weights
+}
+
+fn mean_std(values: &[f32]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = values
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var.sqrt())
+}
+
+#[test]
+fn torchvision_init_is_the_default_seeded_truncated_normal() {
+    let device = Default::default();
+    let config = ee_model::GoogLeNetConfig::new();
+    assert_eq!(config.init, ee_model::BackboneInit::Torchvision);
+    let backbone = config.init::<B>(&device).unwrap();
+    let weights = conv_weights(&backbone);
+    let (mean, std) = mean_std(&weights);
+    assert!(mean.abs() < 5e-4, "mean {mean}");
+    assert!(
+        (std - ee_model::TORCHVISION_INIT_STD).abs() < 2e-4,
+        "std {std}"
+    );
+    assert!(
+        weights.iter().all(|w| w.abs() < 0.08),
+        "no draw past 8 sigma"
+    );
+    // BatchNorm starts at 1 / 0.
+    let gamma = backbone
+        .conv1
+        .bn
+        .gamma
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let beta = backbone
+        .conv1
+        .bn
+        .beta
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    assert!(gamma.iter().all(|&g| g == 1.0) && beta.iter().all(|&b| b == 0.0));
+    // Seeded: the same seed draws the same weights, another seed others.
+    let again = conv_weights(&ee_model::GoogLeNetConfig::new().init::<B>(&device).unwrap());
+    assert_eq!(weights, again);
+    let other = conv_weights(
+        &ee_model::GoogLeNetConfig::new()
+            .with_seed(1)
+            .init::<B>(&device)
+            .unwrap(),
+    );
+    assert_ne!(weights, other);
+}
+
+#[test]
+fn kaiming_init_keeps_burns_uniform_bound() {
+    let device = Default::default();
+    let backbone = ee_model::GoogLeNetConfig::new()
+        .with_init(ee_model::BackboneInit::Kaiming)
+        .init::<B>(&device)
+        .unwrap();
+    // conv1: fan_in = 3 * 7 * 7, U(+-1/sqrt(fan_in)) has std bound / sqrt(3).
+    let conv1 = backbone
+        .conv1
+        .conv
+        .weight
+        .val()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let bound = 1.0 / (147.0f64).sqrt();
+    let (_, std) = mean_std(&conv1);
+    assert!(conv1.iter().all(|w| (w.abs() as f64) <= bound + 1e-6));
+    assert!((std - bound / 3f64.sqrt()).abs() < 0.1 * bound, "std {std}");
+}
+
+#[test]
+fn model_config_passes_init_and_seed_to_the_backbone() {
+    let config = EmbeddingModelConfig::new()
+        .with_init(Some(ee_model::BackboneInit::Kaiming))
+        .with_seed(9);
+    let backbone = config.backbone_config();
+    assert_eq!(backbone.init, ee_model::BackboneInit::Kaiming);
+    assert_eq!(backbone.seed, 9);
+    // Configs written before `init` existed still load, with the default.
+    let old = r#"{"embed_dim": 64, "pretrained": null, "transform_input": false, "hidden_dim": null, "bn_epsilon": 0.001, "bn_momentum": 0.1, "seed": 0}"#;
+    let loaded = EmbeddingModelConfig::load_binary(old.as_bytes()).unwrap();
+    assert_eq!(loaded.init, None);
+    assert_eq!(
+        loaded.backbone_config().init,
+        ee_model::BackboneInit::Torchvision
+    );
+}

@@ -1,0 +1,101 @@
+//! A 2-D convolution that is fast on the CPU backend and unchanged everywhere else.
+//!
+//! [`conv2d`] runs a burn [`Conv2d`] layer. On `Flex` and `Autodiff<Flex>` (with the `flex`
+//! feature) it uses our own host kernels ([`host`]): im2col / col2im in parallel with the
+//! batch folded into the GEMM columns, 1x1 convolutions as a plain GEMM, and one autodiff
+//! node whose backward computes the input and weight gradients itself. burn 0.21's flex
+//! backward is its generic decomposition (a serial `conv_transpose2d` for the input gradient,
+//! a convolution with the whole feature map as kernel for the weight gradient), which made a
+//! GoogLeNet training step several times slower than PyTorch's.
+//!
+//! `EE_CONV_IMPL=burn` in the environment turns the host kernels off for a whole process.
+//!
+//! Every other backend (CUDA, wgpu, ...) and every case the kernels do not cover (groups > 1,
+//! `Same` padding, f16 / bf16) calls burn's own `Conv2d::forward`, so results there are
+//! exactly burn's.
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use burn::nn::conv::Conv2dConfig;
+//! use burn::nn::PaddingConfig2d;
+//! use burn::tensor::{Distribution, Tensor};
+//!
+//! let device = Default::default();
+//! let layer = Conv2dConfig::new([3, 8], [3, 3])
+//!     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+//!     .init::<Flex>(&device);
+//! let x = Tensor::<Flex, 4>::random([2, 3, 16, 16], Distribution::Default, &device);
+//! let fast = ee_model::conv2d(&layer, x.clone());
+//! let reference = layer.forward(x);
+//! let gap: f32 = (fast - reference).abs().max().into_scalar();
+//! assert!(gap < 1e-4);
+//! ```
+
+#[cfg(feature = "flex")]
+mod flex;
+pub mod host;
+
+#[cfg(feature = "flex")]
+pub use flex::host_time;
+
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
+
+pub use host::ConvGeometry;
+
+/// Set to `burn` to send every convolution to burn's own implementation (for profiling and
+/// for cross-checking a run); read once per process.
+pub const CONV_IMPL_ENV: &str = "EE_CONV_IMPL";
+
+/// Whether [`CONV_IMPL_ENV`] asks for burn's convolution.
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+fn burn_conv_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var(CONV_IMPL_ENV).is_ok_and(|v| v == "burn"))
+}
+
+/// `layer.forward(input)`, on the host kernels where they apply (see the module docs):
+/// `[batch, in, h, w]` -> `[batch, out, h', w']`.
+pub fn conv2d<B: Backend>(layer: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    if !burn_conv_forced() {
+        let weight = layer.weight.val();
+        if let Some(geometry) = host_geometry(layer, &input, &weight) {
+            return match flex::try_conv2d(input, weight, geometry) {
+                Ok(output) => match &layer.bias {
+                    Some(bias) => output + bias.val().reshape([1, geometry.out_channels, 1, 1]),
+                    None => output,
+                },
+                Err((input, _)) => layer.forward(input),
+            };
+        }
+    }
+    layer.forward(input)
+}
+
+/// The geometry when the host kernels cover the layer and the input, else `None`.
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+fn host_geometry<B: Backend>(
+    layer: &Conv2d<B>,
+    input: &Tensor<B, 4>,
+    weight: &Tensor<B, 4>,
+) -> Option<ConvGeometry> {
+    let supported = |dtype: DType| matches!(dtype, DType::F32 | DType::F64);
+    if layer.groups != 1 || !supported(input.dtype()) || weight.dtype() != input.dtype() {
+        return None;
+    }
+    let padding = match layer.padding {
+        PaddingConfig2d::Valid => [[0, 0], [0, 0]],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [[top, bottom], [left, right]],
+        PaddingConfig2d::Same => return None,
+    };
+    ConvGeometry::new(
+        input.dims(),
+        weight.dims(),
+        layer.stride,
+        layer.dilation,
+        padding,
+    )
+}

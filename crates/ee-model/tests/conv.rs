@@ -1,0 +1,224 @@
+//! `ee_model::conv2d` against burn's own convolution on the CPU backend: forward, input
+//! gradient, weight gradient and bias gradient, in f32 and f64, on the shapes GoogLeNet uses
+//! and on odd ones.
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorData};
+use ee_model::conv2d;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+type AD = Autodiff<Flex>;
+
+/// One case: input `[n, c, h, w]`, output channels, kernel, stride, padding
+/// `(top, left, bottom, right)`, dilation, bias.
+struct Case {
+    input: [usize; 4],
+    out_channels: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: (usize, usize, usize, usize),
+    dilation: [usize; 2],
+    bias: bool,
+}
+
+const fn case(
+    input: [usize; 4],
+    out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Case {
+    Case {
+        input,
+        out_channels,
+        kernel: [kernel, kernel],
+        stride: [stride, stride],
+        padding: (padding, padding, padding, padding),
+        dilation: [1, 1],
+        bias: false,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // GoogLeNet's: conv1 7x7/2 p3, conv2 1x1, conv3 3x3 p1, and late 1x1 / 3x3 layers on
+        // tiny maps with many samples (the batch-folded chunks).
+        case([2, 3, 33, 31], 8, 7, 2, 3),
+        case([3, 6, 9, 9], 5, 1, 1, 0),
+        case([2, 6, 9, 7], 7, 3, 1, 1),
+        case([40, 12, 2, 2], 9, 1, 1, 0),
+        case([40, 12, 2, 3], 9, 3, 1, 1),
+        case([1, 4, 5, 6], 3, 3, 2, 0),
+        case([2, 3, 8, 8], 4, 3, 2, 2),
+        Case {
+            input: [3, 5, 11, 10],
+            out_channels: 6,
+            kernel: [3, 2],
+            stride: [2, 1],
+            padding: (2, 0, 1, 3),
+            dilation: [2, 1],
+            bias: true,
+        },
+        Case {
+            bias: true,
+            ..case([5, 4, 7, 7], 6, 1, 2, 0)
+        },
+    ]
+}
+
+/// Values in [-1, 1) from a seeded ChaCha8 stream (not burn's global RNG, which tests
+/// running in parallel would share).
+fn random<B: Backend, const D: usize>(
+    shape: [usize; D],
+    seed: u64,
+    dtype: DType,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let values: Vec<f64> = (0..shape.iter().product())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    Tensor::from_data(TensorData::new(values, shape), (device, dtype))
+}
+
+/// The case's layer in `dtype`, with seeded weights (and bias).
+fn layer<B: Backend>(case: &Case, dtype: DType, device: &B::Device) -> Conv2d<B> {
+    let (top, left, bottom, right) = case.padding;
+    let mut conv = Conv2dConfig::new([case.input[1], case.out_channels], case.kernel)
+        .with_stride(case.stride)
+        .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
+        .with_dilation(case.dilation)
+        .with_bias(case.bias)
+        .init::<B>(device);
+    conv.weight = Param::from_tensor(random(conv.weight.dims(), 1, dtype, device));
+    conv.bias = conv
+        .bias
+        .map(|_| Param::from_tensor(random([case.out_channels], 2, dtype, device)));
+    conv
+}
+
+fn relative_gap(a: TensorData, b: TensorData) -> f64 {
+    let a = a.convert::<f64>().to_vec::<f64>().unwrap();
+    let b = b.convert::<f64>().to_vec::<f64>().unwrap();
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let gap = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    gap / scale
+}
+
+/// burn's convolution. `Conv2d::forward` pads asymmetric cases by hand with default-dtype
+/// (f32) zeros, which flex rejects for f64 inputs; with symmetric padding, the functional
+/// op is the same call `Conv2d::forward` makes.
+fn reference_conv2d<B: Backend>(case: &Case, conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let (top, left, bottom, right) = case.padding;
+    if (top, left) != (bottom, right) {
+        return conv.forward(x);
+    }
+    burn::tensor::module::conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        ConvOptions::new(case.stride, [top, left], case.dilation, 1),
+    )
+}
+
+/// Forward, and the gradients of `sum(y * r)` for a fixed random `r`, of both
+/// implementations: `[y, dx, dw, (db)]` each.
+fn outputs(case: &Case, dtype: DType, fast: bool) -> Vec<TensorData> {
+    let device = Default::default();
+    let conv = layer::<AD>(case, dtype, &device);
+    let x = random::<AD, 4>(case.input, 3, dtype, &device).require_grad();
+    let y = if fast {
+        conv2d(&conv, x.clone())
+    } else {
+        reference_conv2d(case, &conv, x.clone())
+    };
+    let r = random::<AD, 4>(y.dims(), 4, dtype, &device);
+    let grads = (y.clone() * r).sum().backward();
+    let mut out = vec![
+        y.into_data(),
+        x.grad(&grads).expect("input gradient").into_data(),
+        conv.weight
+            .val()
+            .grad(&grads)
+            .expect("weight gradient")
+            .into_data(),
+    ];
+    if let Some(bias) = &conv.bias {
+        out.push(bias.val().grad(&grads).expect("bias gradient").into_data());
+    }
+    out
+}
+
+#[test]
+fn matches_burn_forward_and_gradients_in_f32_and_f64() {
+    for (dtype, tolerance) in [(DType::F32, 1e-4), (DType::F64, 1e-10)] {
+        for case in cases() {
+            let (top, left, bottom, right) = case.padding;
+            if dtype == DType::F64 && (top, left) != (bottom, right) {
+                continue; // burn's reference cannot run it (see reference_conv2d)
+            }
+            let fast = outputs(&case, dtype, true);
+            let reference = outputs(&case, dtype, false);
+            assert_eq!(fast[0].shape, reference[0].shape);
+            for (what, (a, b)) in ["output", "input grad", "weight grad", "bias grad"]
+                .iter()
+                .zip(fast.into_iter().zip(reference))
+            {
+                assert_eq!(a.dtype, dtype, "{what} keeps the dtype");
+                let gap = relative_gap(a, b);
+                assert!(
+                    gap <= tolerance,
+                    "{what} of input {:?} kernel {:?} stride {:?} ({dtype:?}): relative gap {gap:e}",
+                    case.input,
+                    case.kernel,
+                    case.stride
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn eval_backend_forward_matches_burn() {
+    let device = Default::default();
+    for case in cases() {
+        let conv = layer::<Flex>(&case, DType::F32, &device);
+        let x = random::<Flex, 4>(case.input, 3, DType::F32, &device);
+        let gap = relative_gap(
+            conv2d(&conv, x.clone()).into_data(),
+            conv.forward(x).into_data(),
+        );
+        assert!(gap <= 1e-5, "input {:?}: {gap:e}", case.input);
+    }
+}
+
+#[test]
+fn repeated_runs_are_bit_identical() {
+    let case = case([40, 12, 5, 5], 9, 3, 1, 1);
+    let first = outputs(&case, DType::F32, true);
+    let second = outputs(&case, DType::F32, true);
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a.as_bytes(), b.as_bytes());
+    }
+}
+
+#[test]
+fn grouped_convolutions_fall_back_to_burn() {
+    let device = Default::default();
+    let conv = Conv2dConfig::new([4, 6], [3, 3])
+        .with_groups(2)
+        .init::<Flex>(&device);
+    let x = random::<Flex, 4>([2, 4, 6, 6], 3, DType::F32, &device);
+    let ours = conv2d(&conv, x.clone()).into_data();
+    assert_eq!(ours.as_bytes(), conv.forward(x).into_data().as_bytes());
+}
