@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
+mod bench;
+
 const USAGE: &str = "\
 cargo xtask: developer commands for embedding-expansion
 
@@ -22,6 +24,13 @@ USAGE:
     cargo xtask ee [--backend flex|cpu|cuda] ARGS...
         Build `ee` (release; flex unless --backend says otherwise) and run `ee ARGS...`,
         e.g. `cargo xtask ee embed --checkpoint runs/demo/best.mpk --images photos/ --out g.npy`.
+
+    cargo xtask bench train-step [--threads N] [--steps N] [--with-burn-conv] [--python PATH]
+        Time one training step (and one eval-mode forward) of GoogLeNet + EE/HPHN on the CPU
+        backend and the same step in PyTorch, 64 px / batch 64 and 227 px / batch 16, one
+        after the other, and print the ratios. PyTorch comes from a venv made with pip in
+        target/bench-venv on first use (or --python); without it only our side runs.
+        --with-burn-conv also times burn's own convolution (EE_CONV_IMPL=burn).
 
 EXAMPLES:
     cargo xtask train configs/demo.toml
@@ -50,6 +59,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(command @ ("train" | "eval")) => run_ee(command, &args[1..]),
+        Some("bench") => bench::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("ee") => {
             let (backend, rest) = match args.get(1).map(String::as_str) {
                 Some("--backend") => {
