@@ -69,7 +69,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 Some(measure(
                     Command::new(&binary)
                         .args(&common)
-                        .env(CONV_IMPL_ENV, "burn"),
+                        .env(CPU_KERNELS_ENV, "burn"),
                     threads,
                 )?)
             } else {
@@ -137,7 +137,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// The environment variable ee-model reads to use burn's convolution.
-const CONV_IMPL_ENV: &str = "EE_CONV_IMPL";
+const CPU_KERNELS_ENV: &str = "EE_CPU_KERNELS";
 
 fn parse(value: &str) -> Result<usize, String> {
     value

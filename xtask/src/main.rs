@@ -30,7 +30,7 @@ USAGE:
         backend and the same step in PyTorch, 64 px / batch 64 and 227 px / batch 16, one
         after the other, and print the ratios. PyTorch comes from a venv made with pip in
         target/bench-venv on first use (or --python); without it only our side runs.
-        --with-burn-conv also times burn's own convolution (EE_CONV_IMPL=burn).
+        --with-burn-conv also times burn's own convolution and BatchNorm (EE_CPU_KERNELS=burn).
 
 EXAMPLES:
     cargo xtask train configs/demo.toml

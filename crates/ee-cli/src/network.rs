@@ -56,7 +56,7 @@ impl<B: Backend> ConvBlock<B> {
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.pool
-            .forward(relu(self.bn.forward(conv2d(&self.conv, x))))
+            .forward(relu(ee_model::batch_norm(&self.bn, conv2d(&self.conv, x))))
     }
 }
 

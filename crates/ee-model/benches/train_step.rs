@@ -11,7 +11,7 @@
 //! ```
 //! Prints one JSON line: the step times, their median, images/s, and where a step's time went
 //! (forward, loss, backward, optimiser; the host convolution's forward and backward inside
-//! them). `EE_CONV_IMPL=burn` times burn's own convolution instead.
+//! them). `EE_CPU_KERNELS=burn` times burn's own convolution instead.
 
 use std::time::{Duration, Instant};
 
@@ -175,7 +175,7 @@ fn main() {
     let conv_end = ee_model::conv::host_time();
     let per_step = |d: Duration| d.as_secs_f64() / args.steps as f64;
     let median_seconds = median(times.clone());
-    let conv_impl = if std::env::var(ee_model::conv::CONV_IMPL_ENV).is_ok_and(|v| v == "burn") {
+    let conv_impl = if std::env::var(ee_model::conv::CPU_KERNELS_ENV).is_ok_and(|v| v == "burn") {
         "burn"
     } else {
         "ee-model host"

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 
+use crate::batch_norm::batch_norm;
 use crate::conv::conv2d;
 use crate::error::ModelError;
 use crate::init::BackboneInit;
@@ -127,7 +128,7 @@ pub struct BasicConv2d<B: Backend> {
 impl<B: Backend> BasicConv2d<B> {
     /// `[batch, in, h, w]` -> `[batch, out, h', w']`.
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.bn.forward(conv2d(&self.conv, input)))
+        relu(batch_norm(&self.bn, conv2d(&self.conv, input)))
     }
 }
 

@@ -20,7 +20,8 @@
 //!   default learned about 4x slower in the same recipe (see the README).
 //! * [`conv2d`](conv::conv2d): every convolution goes through it. On the `Flex` CPU backend
 //!   (feature `flex`, on by default) it runs our own im2col + GEMM kernels with a custom
-//!   backward; on other backends it is burn's convolution.
+//!   backward; on other backends it is burn's convolution. [`batch_norm`](batch_norm())
+//!   does the same for BatchNorm in training mode.
 //!
 //! Training mode (an autodiff backend) normalises with batch statistics and updates the
 //! BatchNorm running statistics; `model.valid()` (eval) uses the running statistics.
@@ -61,8 +62,11 @@
 //! (burn's named MessagePack recorder, full precision) and `<stem>.json` (the config);
 //! [`EmbeddingModel::load_checkpoint`] reads both back.
 
+pub mod batch_norm;
 pub mod conv;
 mod error;
+#[cfg(feature = "flex")]
+mod flex_interop;
 mod googlenet;
 mod head;
 mod init;
@@ -70,6 +74,7 @@ mod model;
 mod pool;
 mod weights;
 
+pub use batch_norm::batch_norm;
 pub use conv::conv2d;
 pub use error::ModelError;
 pub use googlenet::{

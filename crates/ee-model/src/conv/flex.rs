@@ -3,7 +3,6 @@
 //! [`host::backward`] (burn 0.21's own backward would run flex's slow `conv_transpose2d` and a
 //! feature-map-sized "kernel" convolution).
 
-use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,14 +13,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::FloatTensorOps;
-use burn::tensor::{DType, FloatDType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use super::host::{self, ConvElement, ConvGeometry};
-
-/// What `FlexTensor::storage` reads.
-trait Pod: bytemuck::Pod + burn::tensor::Element {}
-impl<T: bytemuck::Pod + burn::tensor::Element> Pod for T {}
+use crate::flex_interop::{cast, primitive, to_flex, with_values, Pod};
 
 /// Nanoseconds spent in the host forward and backward kernels, for profiles.
 static FORWARD_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -38,15 +33,6 @@ fn timed<R>(counter: &AtomicU64, f: impl FnOnce() -> R) -> R {
     let result = f();
     counter.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     result
-}
-
-/// Moves `value` into a `T` when `A` and `T` are the same type, else hands it back.
-fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
-        Some(same) => Ok(same.take().expect("slot holds the value")),
-        None => Err(slot.expect("slot holds the value")),
-    }
 }
 
 /// `conv2d(input, weight)` (no bias) on the host kernels when `B` is `Flex` or
@@ -71,37 +57,6 @@ pub(super) fn try_conv2d<B: Backend>(
         }
         Err(inputs) => Err(inputs),
     }
-}
-
-fn primitive<B: Backend>(tensor: Tensor<B, 4>) -> B::FloatTensorPrimitive {
-    tensor.into_primitive().tensor()
-}
-
-/// Runs `f` on the contiguous values of each tensor as `T` (f32 or f64). A tensor of another
-/// float dtype is cast first: burn seeds `backward()` with a default-dtype (f32) gradient,
-/// so an f64 graph can hand an f32 `dy` to the convolution.
-fn with_values<T: ConvElement + Pod, R>(
-    tensors: &[&FlexTensor],
-    f: impl FnOnce(&[&[T]]) -> R,
-) -> R {
-    let dtype = if T::dtype() == DType::F64 {
-        FloatDType::F64
-    } else {
-        FloatDType::F32
-    };
-    let contiguous: Vec<FlexTensor> = tensors
-        .iter()
-        .map(|t| match t.dtype() == T::dtype() {
-            true => t.to_contiguous(),
-            false => Flex::float_cast((*t).clone(), dtype).to_contiguous(),
-        })
-        .collect();
-    let slices: Vec<&[T]> = contiguous.iter().map(|t| t.storage::<T>()).collect();
-    f(&slices)
-}
-
-fn to_flex<T: ConvElement + Pod>(values: Vec<T>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 fn output_shape(g: &ConvGeometry) -> [usize; 4] {

@@ -22,14 +22,30 @@ pub trait ConvElement:
 {
     /// 1.
     const ONE: Self;
+    /// Widened for accumulations.
+    fn to_f64(self) -> f64;
+    /// Narrowed back.
+    fn from_f64(value: f64) -> Self;
 }
 
 impl ConvElement for f32 {
     const ONE: Self = 1.0;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
 }
 
 impl ConvElement for f64 {
     const ONE: Self = 1.0;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(value: f64) -> Self {
+        value
+    }
 }
 
 /// GEMM columns a chunk of samples aims for (samples per chunk = ceil(this / P)).

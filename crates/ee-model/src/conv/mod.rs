@@ -8,7 +8,8 @@
 //! a convolution with the whole feature map as kernel for the weight gradient), which made a
 //! GoogLeNet training step several times slower than PyTorch's.
 //!
-//! `EE_CONV_IMPL=burn` in the environment turns the host kernels off for a whole process.
+//! `EE_CPU_KERNELS=burn` in the environment turns the host kernels (and
+//! [`batch_norm`](crate::batch_norm())'s) off for a whole process.
 //!
 //! Every other backend (CUDA, wgpu, ...) and every case the kernels do not cover (groups > 1,
 //! `Same` padding, f16 / bf16) calls burn's own `Conv2d::forward`, so results there are
@@ -45,22 +46,22 @@ use burn::tensor::{DType, Tensor};
 
 pub use host::ConvGeometry;
 
-/// Set to `burn` to send every convolution to burn's own implementation (for profiling and
-/// for cross-checking a run); read once per process.
-pub const CONV_IMPL_ENV: &str = "EE_CONV_IMPL";
+/// Set to `burn` to send every convolution and BatchNorm to burn's own implementation (for
+/// profiling and for cross-checking a run); read once per process.
+pub const CPU_KERNELS_ENV: &str = "EE_CPU_KERNELS";
 
-/// Whether [`CONV_IMPL_ENV`] asks for burn's convolution.
+/// Whether [`CPU_KERNELS_ENV`] asks for burn's kernels.
 #[cfg_attr(not(feature = "flex"), allow(dead_code))]
-fn burn_conv_forced() -> bool {
+pub(crate) fn burn_kernels_forced() -> bool {
     static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FORCED.get_or_init(|| std::env::var(CONV_IMPL_ENV).is_ok_and(|v| v == "burn"))
+    *FORCED.get_or_init(|| std::env::var(CPU_KERNELS_ENV).is_ok_and(|v| v == "burn"))
 }
 
 /// `layer.forward(input)`, on the host kernels where they apply (see the module docs):
 /// `[batch, in, h, w]` -> `[batch, out, h', w']`.
 pub fn conv2d<B: Backend>(layer: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    if !burn_conv_forced() {
+    if !burn_kernels_forced() {
         let weight = layer.weight.val();
         if let Some(geometry) = host_geometry(layer, &input, &weight) {
             return match flex::try_conv2d(input, weight, geometry) {

@@ -1,15 +1,15 @@
-//! `ee_model::conv2d` against burn's own convolution on the CPU backend: forward, input
-//! gradient, weight gradient and bias gradient, in f32 and f64, on the shapes GoogLeNet uses
-//! and on odd ones.
+//! The host kernels against burn's own ops on the CPU backend: `ee_model::conv2d` (forward,
+//! input, weight and bias gradients, on the shapes GoogLeNet uses and on odd ones) and
+//! `ee_model::batch_norm` (training forward, running statistics, gradients), in f32 and f64.
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::Param;
+use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::PaddingConfig2d;
+use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
-use ee_model::conv2d;
+use ee_model::{batch_norm, conv2d};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -221,4 +221,88 @@ fn grouped_convolutions_fall_back_to_burn() {
     let x = random::<Flex, 4>([2, 4, 6, 6], 3, DType::F32, &device);
     let ours = conv2d(&conv, x.clone()).into_data();
     assert_eq!(ours.as_bytes(), conv.forward(x).into_data().as_bytes());
+}
+
+/// `[y, dx, dgamma, dbeta, running_mean, running_var]` of a training-mode BatchNorm (after
+/// one earlier step, so the running update starts from non-default values).
+fn batch_norm_outputs(dtype: DType, fast: bool) -> Vec<TensorData> {
+    let device = Default::default();
+    let shape = [6, 5, 7, 3];
+    let mut layer = BatchNormConfig::new(5)
+        .with_momentum(0.3)
+        .with_epsilon(1e-3)
+        .init::<AD>(&device);
+    layer.gamma = Param::from_tensor(random([5], 11, dtype, &device));
+    layer.beta = Param::from_tensor(random([5], 12, dtype, &device));
+    layer.running_mean = RunningState::new(Tensor::zeros([5], (&device, dtype)));
+    layer.running_var = RunningState::new(Tensor::ones([5], (&device, dtype)));
+    let run = |x: Tensor<AD, 4>| match fast {
+        true => batch_norm(&layer, x),
+        false => layer.forward(x),
+    };
+    let warm = random::<AD, 4>(shape, 13, dtype, &device)
+        .mul_scalar(3.0)
+        .add_scalar(0.5);
+    let _ = run(warm);
+    let x = random::<AD, 4>(shape, 14, dtype, &device)
+        .mul_scalar(2.0)
+        .require_grad();
+    let y = run(x.clone());
+    let r = random::<AD, 4>(shape, 15, dtype, &device);
+    let grads = (y.clone() * r).sum().backward();
+    vec![
+        y.into_data(),
+        x.grad(&grads).expect("input gradient").into_data(),
+        layer
+            .gamma
+            .val()
+            .grad(&grads)
+            .expect("gamma gradient")
+            .into_data(),
+        layer
+            .beta
+            .val()
+            .grad(&grads)
+            .expect("beta gradient")
+            .into_data(),
+        layer.running_mean.value().into_data(),
+        layer.running_var.value().into_data(),
+    ]
+}
+
+#[test]
+fn batch_norm_matches_burn_in_training_mode() {
+    for (dtype, tolerance) in [(DType::F32, 1e-4), (DType::F64, 1e-10)] {
+        let fast = batch_norm_outputs(dtype, true);
+        let reference = batch_norm_outputs(dtype, false);
+        let names = [
+            "output",
+            "input grad",
+            "gamma grad",
+            "beta grad",
+            "running mean",
+            "running var",
+        ];
+        for (what, (a, b)) in names.iter().zip(fast.into_iter().zip(reference)) {
+            assert_eq!(a.shape, b.shape, "{what}");
+            let gap = relative_gap(a, b);
+            assert!(gap <= tolerance, "{what} ({dtype:?}): relative gap {gap:e}");
+        }
+    }
+}
+
+#[test]
+fn batch_norm_in_eval_mode_matches_burn() {
+    let device = Default::default();
+    let mut layer = BatchNormConfig::new(3).init::<Flex>(&device);
+    layer.gamma = Param::from_tensor(random([3], 1, DType::F32, &device));
+    layer.beta = Param::from_tensor(random([3], 2, DType::F32, &device));
+    layer.running_mean = RunningState::new(random([3], 3, DType::F32, &device));
+    layer.running_var = RunningState::new(random([3], 4, DType::F32, &device).add_scalar(1.5));
+    let x = random::<Flex, 4>([2, 3, 4, 5], 5, DType::F32, &device);
+    let gap = relative_gap(
+        batch_norm(&layer, x.clone()).into_data(),
+        layer.forward(x).into_data(),
+    );
+    assert!(gap <= 1e-5, "relative gap {gap:e}");
 }
