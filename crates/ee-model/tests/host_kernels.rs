@@ -9,7 +9,7 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
-use ee_model::{batch_norm, conv2d};
+use ee_model::{batch_norm, conv2d, MaxPool2dCeil};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -305,4 +305,62 @@ fn batch_norm_in_eval_mode_matches_burn() {
         layer.forward(x).into_data(),
     );
     assert!(gap <= 1e-5, "relative gap {gap:e}");
+}
+
+/// `[y, dx]` of a max pool, ours or burn's (`EE_CPU_KERNELS` cannot be toggled inside one
+/// process, so burn's is called directly, with the same ceil-mode crop).
+fn pool_outputs(
+    pool: &MaxPool2dCeil,
+    shape: [usize; 4],
+    dtype: DType,
+    fast: bool,
+) -> Vec<TensorData> {
+    let device = Default::default();
+    let x = random::<AD, 4>(shape, 21, dtype, &device).require_grad();
+    let y = if fast {
+        pool.forward(x.clone())
+    } else {
+        let k = pool.kernel_size;
+        let (s, p) = (pool.stride, pool.padding);
+        let [out_h, out_w] = pool.output_size(shape[2], shape[3]).unwrap();
+        burn::tensor::module::max_pool2d(x.clone(), [k, k], [s, s], [p, p], [1, 1], pool.ceil_mode)
+            .slice([0..shape[0], 0..shape[1], 0..out_h, 0..out_w])
+    };
+    let r = random::<AD, 4>(y.dims(), 22, dtype, &device);
+    let grads = (y.clone() * r).sum().backward();
+    vec![
+        y.into_data(),
+        x.grad(&grads).expect("input gradient").into_data(),
+    ]
+}
+
+#[test]
+fn max_pool_matches_burn() {
+    // GoogLeNet's pools (3/2 ceil, 3/1 pad 1, 2/2 ceil) on even and odd sizes, and floor mode.
+    let pools = [
+        (3, 2, 0, true),
+        (3, 1, 1, true),
+        (2, 2, 0, true),
+        (3, 2, 1, false),
+    ];
+    for (kernel, stride, padding, ceil_mode) in pools {
+        let pool = MaxPool2dCeil::new(kernel, stride, padding, ceil_mode).unwrap();
+        for shape in [[2, 3, 9, 8], [3, 2, 14, 15], [1, 4, 7, 7]] {
+            for dtype in [DType::F32, DType::F64] {
+                let ours = pool_outputs(&pool, shape, dtype, true);
+                let reference = pool_outputs(&pool, shape, dtype, false);
+                for (what, (a, b)) in ["output", "input grad"]
+                    .iter()
+                    .zip(ours.into_iter().zip(reference))
+                {
+                    assert_eq!(a.shape, b.shape, "{what} {shape:?}");
+                    let gap = relative_gap(a, b);
+                    assert!(
+                        gap == 0.0,
+                        "{what} of pool {kernel}/{stride}/{padding} on {shape:?}: {gap:e}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -6,6 +6,10 @@
 //! the extra row/column where that rule applies, so its output sizes equal PyTorch's for every
 //! input size. GoogLeNet's own pools never hit the rule (their padding is 0, or stride 1), but
 //! the module is correct in general and tested against hand-computed outputs.
+//!
+//! On `Flex` and `Autodiff<Flex>` (feature `flex`) the pool runs on our host kernels
+//! ([`host`]), parallel over planes, with the same sizes and the gradient at each window's
+//! first maximum; other backends use burn's pooling as above.
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
@@ -13,6 +17,10 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 
 use crate::error::ModelError;
+
+#[cfg(feature = "flex")]
+mod flex;
+pub mod host;
 
 /// Output size of one spatial dimension under PyTorch's pooling rule
 /// (`pooling_output_shape` in ATen), dilation 1.
@@ -123,6 +131,22 @@ impl MaxPool2dCeil {
         let [out_h, out_w] = self
             .output_size(height, width)
             .unwrap_or_else(|| panic!("max pool: input {height}x{width} smaller than kernel"));
+        #[cfg(feature = "flex")]
+        let input = if crate::conv::burn_kernels_forced() {
+            input
+        } else {
+            let geometry = host::PoolGeometry {
+                kernel: self.kernel_size,
+                stride: self.stride,
+                padding: self.padding,
+                input: [height, width],
+                output: [out_h, out_w],
+            };
+            match flex::try_max_pool(input, geometry) {
+                Ok(pooled) => return pooled,
+                Err(input) => input,
+            }
+        };
         let k = self.kernel_size;
         let s = self.stride;
         let p = self.padding;
