@@ -11,14 +11,13 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use ee_model::{
     conv2d, global_avg_pool, BackboneInit, EmbeddingHead, EmbeddingHeadConfig,
-    EmbeddingModelConfig, GoogLeNet, GOOGLENET_FEATURES,
+    EmbeddingModelConfig, GoogLeNet, MaxPool2dCeil, GOOGLENET_FEATURES,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -33,7 +32,7 @@ pub const SMALL_CNN_CHANNELS: [usize; 4] = [32, 64, 128, 256];
 pub struct ConvBlock<B: Backend> {
     conv: Conv2d<B>,
     bn: BatchNorm<B>,
-    pool: MaxPool2d,
+    pool: MaxPool2dCeil,
 }
 
 impl<B: Backend> ConvBlock<B> {
@@ -50,7 +49,13 @@ impl<B: Backend> ConvBlock<B> {
         ConvBlock {
             conv: init.conv2d(&conv, rng, device),
             bn: BatchNormConfig::new(output).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            // 2x2/2, floor mode: burn's `MaxPool2d` sizes, on ee-model's host kernel on the CPU.
+            pool: MaxPool2dCeil {
+                kernel_size: 2,
+                stride: 2,
+                padding: 0,
+                ceil_mode: false,
+            },
         }
     }
 
