@@ -205,7 +205,7 @@ fn build_bench() -> Result<PathBuf, String> {
 
 /// The Python of the baseline's venv, made with pip on first use; `None` (with the reason
 /// printed) when it cannot be made.
-fn baseline_python() -> Option<PathBuf> {
+pub fn baseline_python() -> Option<PathBuf> {
     let python = Path::new(VENV).join("bin/python");
     let ready = |python: &Path| {
         Command::new(python)

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod parity;
 
 const USAGE: &str = "\
 cargo xtask: developer commands for embedding-expansion
@@ -31,6 +32,12 @@ USAGE:
         after the other, and print the ratios. PyTorch comes from a venv made with pip in
         target/bench-venv on first use (or --python); without it only our side runs.
         --with-burn-conv also times burn's own convolution and BatchNorm (EE_CPU_KERNELS=burn).
+
+    cargo xtask parity-train [--steps N]
+        Run PyTorch's training step (xtask/baselines/parity_train.py) and ours on the same
+        start weights and batches, N steps (default 10), and print loss, parameter and
+        BatchNorm gaps per step: Adam (coupled decay) and AdamW with base_lr_mult 0.5,
+        against PyTorch in float64, plus PyTorch float32 against float64 for scale.
 
 EXAMPLES:
     cargo xtask train configs/demo.toml
@@ -60,6 +67,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         }
         Some(command @ ("train" | "eval")) => run_ee(command, &args[1..]),
         Some("bench") => bench::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        Some("parity-train") => parity::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("ee") => {
             let (backend, rest) = match args.get(1).map(String::as_str) {
                 Some("--backend") => {

@@ -25,7 +25,7 @@ use ee_loss::{Loss, PairLoss};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, CheckpointFile, TrainingState, CHECKPOINT_VERSION};
-use crate::config::{OptimizerName, RunConfig};
+use crate::config::{OptimizerName, OptimizerSection, RunConfig};
 use crate::dataset::open_dataset;
 use crate::error::{CliError, Result};
 use crate::evaluate::{evaluate_network, EvalSummary, TestSet};
@@ -33,6 +33,9 @@ use crate::events::EventWriter;
 use crate::metrics::{EvalLine, MetricsLog, TrainLine};
 use crate::network::{build_network, Network};
 use crate::schedule::MultiStepLr;
+
+#[cfg(test)]
+mod parity;
 
 /// Environment variable that poisons the loss with NaN at a global step (1-based): a hidden
 /// debugging aid for testing how a run stops.
@@ -86,6 +89,25 @@ fn progress(len: u64, quiet: bool, template: &str) -> ProgressBar {
     bar
 }
 
+/// The Adam the config describes: MXNet's (and PyTorch's) Adam, L2 weight decay added to the
+/// gradient; epsilon set explicitly (burn's default is 1e-5, the reference's 1e-8).
+pub fn adam_config(o: &OptimizerSection) -> AdamConfig {
+    AdamConfig::new()
+        .with_beta_1(o.beta1)
+        .with_beta_2(o.beta2)
+        .with_epsilon(o.epsilon)
+        .with_weight_decay((o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay)))
+}
+
+/// The AdamW (decoupled weight decay) the config describes.
+pub fn adamw_config(o: &OptimizerSection) -> AdamWConfig {
+    AdamWConfig::new()
+        .with_beta_1(o.beta1)
+        .with_beta_2(o.beta2)
+        .with_epsilon(o.epsilon)
+        .with_weight_decay(o.weight_decay)
+}
+
 /// Trains the run a config describes on backend `B`.
 pub fn train<B: AutodiffBackend>(
     config: &RunConfig,
@@ -95,32 +117,36 @@ pub fn train<B: AutodiffBackend>(
     let o = &config.get().optimizer;
     match o.name {
         OptimizerName::Adam => {
-            // MXNet's Adam: L2 weight decay added to the gradient; epsilon set explicitly
-            // (burn's default is 1e-5, the reference's 1e-8).
-            let make = || {
-                AdamConfig::new()
-                    .with_beta_1(o.beta1)
-                    .with_beta_2(o.beta2)
-                    .with_epsilon(o.epsilon)
-                    .with_weight_decay(
-                        (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay)),
-                    )
-                    .init::<B, Network<B>>()
-            };
+            let make = || adam_config(o).init::<B, Network<B>>();
             run_loop(config, options, device, make(), make())
         }
         OptimizerName::Adamw => {
-            let make = || {
-                AdamWConfig::new()
-                    .with_beta_1(o.beta1)
-                    .with_beta_2(o.beta2)
-                    .with_epsilon(o.epsilon)
-                    .with_weight_decay(o.weight_decay)
-                    .init::<B, Network<B>>()
-            };
+            let make = || adamw_config(o).init::<B, Network<B>>();
             run_loop(config, options, device, make(), make())
         }
     }
+}
+
+/// The optimiser half of a training step: back-propagates `loss`, then steps the backbone's
+/// parameters at `lr * base_lr_mult` and the head's at `lr`, each group with its own
+/// optimiser (burn 0.21 has no parameter groups).
+pub fn optimizer_step<B, O>(
+    network: Network<B>,
+    loss: burn::tensor::Tensor<B, 1>,
+    lr: f64,
+    base_lr_mult: f64,
+    backbone_optimizer: &mut O,
+    head_optimizer: &mut O,
+) -> Network<B>
+where
+    B: AutodiffBackend,
+    O: Optimizer<Network<B>, B>,
+{
+    let mut grads = loss.backward();
+    let backbone_grads = GradientsParams::from_module(&mut grads, &network.backbone);
+    let head_grads = GradientsParams::from_module(&mut grads, &network.head);
+    let network = backbone_optimizer.step(lr * base_lr_mult, network, backbone_grads);
+    head_optimizer.step(lr, network, head_grads)
 }
 
 struct RunFiles {
@@ -328,12 +354,14 @@ where
                 active.into_scalar().elem()
             });
 
-            let mut grads = trained.backward();
-            let backbone_grads = GradientsParams::from_module(&mut grads, &network.backbone);
-            let head_grads = GradientsParams::from_module(&mut grads, &network.head);
-            network =
-                backbone_optimizer.step(lr * c.optimizer.base_lr_mult, network, backbone_grads);
-            network = head_optimizer.step(lr, network, head_grads);
+            network = optimizer_step(
+                network,
+                trained,
+                lr,
+                c.optimizer.base_lr_mult,
+                &mut backbone_optimizer,
+                &mut head_optimizer,
+            );
 
             state.global_step = step;
             state.sampler = sampler.state_after(epoch, batch.batch_index);
