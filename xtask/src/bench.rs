@@ -1,6 +1,8 @@
 //! `cargo xtask bench train-step`: our training step (ee-model's `train_step` benchmark) and
 //! PyTorch's (`xtask/baselines/train_step.py`) on the same shapes and threads, one after the
-//! other in one run, with the ratio.
+//! other in one run, with the ratio. `cargo xtask bench loader`: ee-data's decode + train
+//! transform (`decode_transform` benchmark) against PIL + torchvision
+//! (`xtask/baselines/image_pipeline.py`) on the same JPEGs, one thread each.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,8 +27,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     match it.next().map(String::as_str) {
         Some("train-step") => {}
-        Some(other) => return Err(format!("unknown benchmark `{other}`; try `train-step`")),
-        None => return Err("which benchmark? `cargo xtask bench train-step`".into()),
+        Some("loader") => return loader(),
+        Some(other) => {
+            return Err(format!(
+                "unknown benchmark `{other}`; try `train-step` or `loader`"
+            ))
+        }
+        None => return Err("which benchmark? `cargo xtask bench train-step|loader`".into()),
     }
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("`{arg}` needs a value"));
@@ -44,7 +51,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
 
     eprintln!("building the train_step benchmark (bench profile) ...");
-    let binary = build_bench()?;
+    let binary = build_bench("ee-model", "train_step")?;
     let mut rows = Vec::new();
     for &(size, batch, instances) in SHAPES {
         for mode in ["train", "embed"] {
@@ -146,9 +153,76 @@ fn parse(value: &str) -> Result<usize, String> {
 }
 
 fn measure(command: &mut Command, threads: usize) -> Result<Measured, String> {
+    let line = measure_line(
+        command
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .env("OMP_NUM_THREADS", threads.to_string()),
+    )?;
+    let median_seconds = line["median_seconds"]
+        .as_f64()
+        .ok_or(format!("no median_seconds in {line}"))?;
+    eprintln!("   {median_seconds:.3} s  ({})", line["framework"]);
+    Ok(Measured {
+        median_seconds,
+        line,
+    })
+}
+
+/// `cargo xtask bench loader`.
+fn loader() -> Result<(), String> {
+    let python = baseline_python();
+    eprintln!("building the decode_transform benchmark (bench profile) ...");
+    let binary = build_bench("ee-data", "decode_transform")?;
+    let dir = Path::new("target/bench-jpegs");
+    if !dir.is_dir() {
+        eprintln!("writing 64 synthetic 500x375 JPEGs to {}", dir.display());
+        let status = Command::new(&binary)
+            .arg("--write")
+            .arg(dir)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        if !status.success() {
+            return Err("writing the benchmark JPEGs failed".into());
+        }
+    }
+    let ours = measure_line(Command::new(&binary).arg("--dir").arg(dir))?;
+    let theirs = match &python {
+        Some(python) => measure_line(
+            Command::new(python)
+                .args(["-B", "xtask/baselines/image_pipeline.py", "--dir"])
+                .arg(dir),
+        )
+        .map_err(|e| eprintln!("PIL side failed: {e}"))
+        .ok(),
+        None => None,
+    };
+    println!("\nimage pipeline, one thread, 500x375 JPEGs -> 227 px (images/s)");
+    println!("| work | ee-data | PIL + torchvision | ee-data / PIL |");
+    println!("|---|---|---|---|");
+    for (label, key) in [
+        ("decode", "decode_images_per_second"),
+        (
+            "decode + train transform + normalise",
+            "pipeline_images_per_second",
+        ),
+    ] {
+        let ours_rate = ours[key].as_f64().ok_or(format!("no {key} in {ours}"))?;
+        let (cell, ratio) = match theirs.as_ref().and_then(|t| t[key].as_f64()) {
+            Some(rate) => (format!("{rate:.0}"), format!("{:.2}x", ours_rate / rate)),
+            None => ("-".into(), "-".into()),
+        };
+        println!("| {label} | {ours_rate:.0} | {cell} | {ratio} |");
+    }
+    println!("\nraw:\n{ours}");
+    if let Some(theirs) = theirs {
+        println!("{theirs}");
+    }
+    Ok(())
+}
+
+/// Runs a benchmark command and parses its last JSON line.
+fn measure_line(command: &mut Command) -> Result<serde_json::Value, String> {
     let output = command
-        .env("RAYON_NUM_THREADS", threads.to_string())
-        .env("OMP_NUM_THREADS", threads.to_string())
         .output()
         .map_err(|e| format!("cannot start {command:?}: {e}"))?;
     if !output.status.success() {
@@ -164,43 +238,27 @@ fn measure(command: &mut Command, threads: usize) -> Result<Measured, String> {
         .rev()
         .find(|l| l.starts_with('{'))
         .ok_or(format!("{command:?} printed no JSON line"))?;
-    let line: serde_json::Value =
-        serde_json::from_str(last).map_err(|e| format!("bad JSON from {command:?}: {e}"))?;
-    let median_seconds = line["median_seconds"]
-        .as_f64()
-        .ok_or(format!("no median_seconds in {last}"))?;
-    eprintln!("   {median_seconds:.3} s  ({})", line["framework"]);
-    Ok(Measured {
-        median_seconds,
-        line,
-    })
+    serde_json::from_str(last).map_err(|e| format!("bad JSON from {command:?}: {e}"))
 }
 
-/// Builds the benchmark binary and returns its path.
-fn build_bench() -> Result<PathBuf, String> {
+/// Builds a benchmark binary and returns its path.
+fn build_bench(package: &str, bench: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args([
-            "bench",
-            "-p",
-            "ee-model",
-            "--bench",
-            "train_step",
-            "--no-run",
-            "--message-format=json",
-        ])
+        .args(["bench", "-p", package, "--bench", bench, "--no-run"])
+        .arg("--message-format=json")
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("could not run cargo: {e}"))?;
     if !output.status.success() {
-        return Err("building the train_step benchmark failed".into());
+        return Err(format!("building the {bench} benchmark failed"));
     }
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["target"]["name"] == "train_step")
+        .filter(|m| m["target"]["name"] == bench)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo did not report the train_step executable".into())
+        .ok_or_else(|| format!("cargo did not report the {bench} executable"))
 }
 
 /// The Python of the baseline's venv, made with pip on first use; `None` (with the reason

@@ -33,6 +33,10 @@ USAGE:
         target/bench-venv on first use (or --python); without it only our side runs.
         --with-burn-conv also times burn's own convolution and BatchNorm (EE_CPU_KERNELS=burn).
 
+    cargo xtask bench loader
+        Decode + train transform of 64 synthetic 500x375 JPEGs to 227 px on one thread:
+        ee-data against PIL + torchvision (xtask/baselines/image_pipeline.py).
+
     cargo xtask parity-train [--steps N]
         Run PyTorch's training step (xtask/baselines/parity_train.py) and ours on the same
         start weights and batches, N steps (default 10), and print loss, parameter and
