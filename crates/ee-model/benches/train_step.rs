@@ -73,7 +73,7 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.instances == 0 || args.batch % args.instances != 0 || args.steps == 0 {
+    if args.instances == 0 || !args.batch.is_multiple_of(args.instances) || args.steps == 0 {
         return Err("--batch must be a multiple of --instances, and --steps >= 1".into());
     }
     if !matches!(args.mode.as_str(), "train" | "embed") {

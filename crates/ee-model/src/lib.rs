@@ -71,7 +71,7 @@ mod googlenet;
 mod head;
 mod init;
 mod model;
-mod pool;
+pub mod pool;
 mod weights;
 
 pub use batch_norm::batch_norm;

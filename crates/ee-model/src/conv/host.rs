@@ -199,10 +199,10 @@ impl Plan {
 }
 
 /// Splits `data` into consecutive mutable pieces of `lengths`.
-fn split_lengths<'a, T>(
-    mut data: &'a mut [T],
+fn split_lengths<T>(
+    mut data: &mut [T],
     lengths: impl Iterator<Item = usize>,
-) -> Vec<&'a mut [T]> {
+) -> Vec<&mut [T]> {
     lengths
         .map(|len| {
             let (head, tail) = std::mem::take(&mut data).split_at_mut(len);

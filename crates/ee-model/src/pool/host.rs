@@ -4,6 +4,8 @@
 //! A window is clipped to the input, which equals burn's and PyTorch's `-inf` padding. The
 //! gradient goes to the first maximum of each window in row-major order, as PyTorch's.
 
+use std::cmp::Ordering;
+
 use rayon::prelude::*;
 
 use crate::conv::host::ConvElement;
@@ -52,8 +54,9 @@ pub fn forward<T: ConvElement + PartialOrd>(g: &PoolGeometry, x: &[T]) -> (Vec<T
                     for ih in rows.clone() {
                         for iw in cols.clone() {
                             let index = ih * width + iw;
-                            // `!(a <= b)` also takes a NaN, as PyTorch propagates it.
-                            if !(x[index] <= x[best]) {
+                            // Greater, or a NaN (PyTorch propagates it): not `<=`.
+                            let candidate = x[index].partial_cmp(&x[best]);
+                            if !matches!(candidate, Some(Ordering::Less | Ordering::Equal)) {
                                 best = index;
                             }
                         }
