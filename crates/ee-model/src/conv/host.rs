@@ -199,10 +199,7 @@ impl Plan {
 }
 
 /// Splits `data` into consecutive mutable pieces of `lengths`.
-fn split_lengths<T>(
-    mut data: &mut [T],
-    lengths: impl Iterator<Item = usize>,
-) -> Vec<&mut [T]> {
+fn split_lengths<T>(mut data: &mut [T], lengths: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     lengths
         .map(|len| {
             let (head, tail) = std::mem::take(&mut data).split_at_mut(len);
