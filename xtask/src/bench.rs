@@ -22,7 +22,7 @@ struct Measured {
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut steps = 5usize;
-    let mut with_burn_conv = false;
+    let mut with_burn_kernels = false;
     let mut python = None;
     let mut it = args.iter();
     match it.next().map(String::as_str) {
@@ -41,7 +41,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--threads" => threads = parse(value()?)?,
             "--steps" => steps = parse(value()?)?,
             "--python" => python = Some(PathBuf::from(value()?)),
-            "--with-burn-conv" => with_burn_conv = true,
+            "--with-burn-kernels" => with_burn_kernels = true,
             other => return Err(format!("unexpected argument `{other}`")),
         }
     }
@@ -72,7 +72,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let label = format!("{mode} {size} px / batch {batch}");
             eprintln!("== {label}");
             let ours = measure(Command::new(&binary).args(&common), threads)?;
-            let burn_conv = if with_burn_conv {
+            let burn_kernels = if with_burn_kernels {
                 Some(measure(
                     Command::new(&binary)
                         .args(&common)
@@ -94,25 +94,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .ok(),
                 None => None,
             };
-            rows.push((label, ours, burn_conv, torch));
+            rows.push((label, ours, burn_kernels, torch));
         }
     }
 
     println!("\ntrain step, {threads} threads, median of {steps} steps (seconds)");
     println!(
-        "| work | ee (host conv) | {}PyTorch | ee / PyTorch |",
-        if with_burn_conv {
-            "ee (burn conv) | "
+        "| work | ee (host kernels) | {}PyTorch | ee / PyTorch |",
+        if with_burn_kernels {
+            "ee (burn kernels) | "
         } else {
             ""
         }
     );
     println!(
         "|---|---|{}---|---|",
-        if with_burn_conv { "---|" } else { "" }
+        if with_burn_kernels { "---|" } else { "" }
     );
-    for (label, ours, burn_conv, torch) in &rows {
-        let burn_cell = burn_conv
+    for (label, ours, burn_kernels, torch) in &rows {
+        let burn_cell = burn_kernels
             .as_ref()
             .map(|b| format!("{:.3} | ", b.median_seconds))
             .unwrap_or_default();
@@ -129,8 +129,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
     }
     println!("\nraw:");
-    for (_, ours, burn_conv, torch) in &rows {
-        for side in [Some(ours), burn_conv.as_ref(), torch.as_ref()]
+    for (_, ours, burn_kernels, torch) in &rows {
+        for side in [Some(ours), burn_kernels.as_ref(), torch.as_ref()]
             .into_iter()
             .flatten()
         {

@@ -26,12 +26,12 @@ USAGE:
         Build `ee` (release; flex unless --backend says otherwise) and run `ee ARGS...`,
         e.g. `cargo xtask ee embed --checkpoint runs/demo/best.mpk --images photos/ --out g.npy`.
 
-    cargo xtask bench train-step [--threads N] [--steps N] [--with-burn-conv] [--python PATH]
+    cargo xtask bench train-step [--threads N] [--steps N] [--with-burn-kernels] [--python PATH]
         Time one training step (and one eval-mode forward) of GoogLeNet + EE/HPHN on the CPU
         backend and the same step in PyTorch, 64 px / batch 64 and 227 px / batch 16, one
         after the other, and print the ratios. PyTorch comes from a venv made with pip in
         target/bench-venv on first use (or --python); without it only our side runs.
-        --with-burn-conv also times burn's own convolution and BatchNorm (EE_CPU_KERNELS=burn).
+        --with-burn-kernels also times burn's own convolution, BatchNorm and pool (EE_CPU_KERNELS=burn).
 
     cargo xtask bench loader
         Decode + train transform of 64 synthetic 500x375 JPEGs to 227 px on one thread:

@@ -178,14 +178,14 @@ fn main() {
     let conv_end = ee_model::conv::host_time();
     let per_step = |d: Duration| d.as_secs_f64() / args.steps as f64;
     let median_seconds = median(times.clone());
-    let conv_impl = if std::env::var(ee_model::conv::CPU_KERNELS_ENV).is_ok_and(|v| v == "burn") {
+    let kernels = if std::env::var(ee_model::conv::CPU_KERNELS_ENV).is_ok_and(|v| v == "burn") {
         "burn"
     } else {
-        "ee-model host"
+        "ee-model host kernels"
     };
     let report = format!(
         concat!(
-            "{{\"framework\": \"ee (burn {burn}, flex)\", \"conv\": \"{conv}\", \"threads\": {threads}, ",
+            "{{\"framework\": \"ee (burn {burn}, flex)\", \"kernels\": \"{kernels}\", \"threads\": {threads}, ",
             "\"mode\": \"{mode}\", \"image_size\": {size}, \"batch\": {batch}, \"instances\": {k}, ",
             "\"embed_dim\": {dim}, \"n_inner_pts\": {n}, \"step_seconds\": {times:?}, ",
             "\"median_seconds\": {median}, \"images_per_second\": {ips}, \"final_loss\": {loss}, ",
@@ -193,7 +193,7 @@ fn main() {
             "\"optimizer\": {opt}, \"host_conv_forward\": {cf}, \"host_conv_backward\": {cb}}}}}"
         ),
         burn = "0.21.0",
-        conv = conv_impl,
+        kernels = kernels,
         threads = args.threads,
         mode = args.mode,
         size = args.image_size,
