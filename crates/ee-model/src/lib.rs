@@ -18,7 +18,7 @@
 //! * [`BackboneInit`]: from scratch, the backbone's convolutions start from torchvision's
 //!   truncated normal (std 0.01), as torchvision's GoogLeNet does; burn's Kaiming-uniform
 //!   default learned about 4x slower in the same recipe (see the README).
-//! * [`conv2d`](conv::conv2d): every convolution goes through it. On the `Flex` CPU backend
+//! * [`conv2d`]: every convolution goes through it. On the `Flex` CPU backend
 //!   (feature `flex`, on by default) it runs our own im2col + GEMM kernels with a custom
 //!   backward; on other backends it is burn's convolution. [`batch_norm`](batch_norm())
 //!   does the same for BatchNorm in training mode.
