@@ -361,10 +361,18 @@ impl LossSection {
                 value: format!("\"{}\"", self.name),
                 rule: e.to_string(),
             })?;
-        config.init().map_err(|e| ConfigError::Invalid {
-            field: format!("loss ({})", self.name),
-            value: String::new(),
-            rule: e.to_string(),
+        config.init().map_err(|e| match e {
+            // The parameter's own key and value: `invalid loss.margin = -0.1: ...`.
+            ee_loss::LossError::InvalidParameter { name, value, rule } => ConfigError::Invalid {
+                field: format!("loss.{name}"),
+                value,
+                rule: format!("{rule} (loss \"{}\")", self.name),
+            },
+            other => ConfigError::Invalid {
+                field: "loss".into(),
+                value: format!("\"{}\"", self.name),
+                rule: other.to_string(),
+            },
         })?;
         Ok(config)
     }
@@ -1182,7 +1190,7 @@ mod tests {
             ),
             ("optimizer.lr_decay_factor=1.5", "optimizer.lr_decay_factor"),
             ("optimizer.beta2=1.0", "optimizer.beta2"),
-            ("loss.margin=-1.0", "loss (hphn_triplet)"),
+            ("loss.margin=-1.0", "loss.margin"),
             ("loss.name=contrastive", "loss"),
             ("loss.marginn=1.0", "loss"),
             ("schedule.recall_k=[]", "schedule.recall_k"),
@@ -1200,6 +1208,18 @@ mod tests {
                 .to_string();
             assert!(e.starts_with(&format!("invalid {field} = ")), "{set}: {e}");
         }
+    }
+
+    #[test]
+    fn a_bad_loss_parameter_names_its_key_and_value() {
+        let error = parse(&base("[loss]\nmargin = -0.1\n"), &[])
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("invalid loss.margin = -0.1: "), "{error}");
+        assert!(error.contains("hphn_triplet"), "{error}");
+        assert!(!error.contains(" = :"), "no empty value slot: {error}");
     }
 
     #[test]
