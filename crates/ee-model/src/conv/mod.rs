@@ -46,7 +46,7 @@ use burn::tensor::{DType, Tensor};
 
 pub use host::ConvGeometry;
 
-/// Set to `burn` to send every convolution and BatchNorm to burn's own implementation (for
+/// Set to `burn` to send every convolution, BatchNorm and max pool to burn's own ops (for
 /// profiling and for cross-checking a run); read once per process.
 pub const CPU_KERNELS_ENV: &str = "EE_CPU_KERNELS";
 
