@@ -110,6 +110,39 @@ impl Split {
         self.indices_by_class().len()
     }
 
+    /// Splits off the `n` highest class labels as a class-disjoint validation split, for
+    /// selecting checkpoints without looking at the test split ("A Metric Learning Reality
+    /// Check", Musgrave et al. 2020). Returns `(train, validation)`, both in item order.
+    ///
+    /// Errors unless `1 <= n < num_classes()`.
+    ///
+    /// ```
+    /// # use ee_data::{Item, Split};
+    /// let items = (0..6).map(|i| Item { path: format!("{i}.jpg").into(), class_id: i / 2, bbox: None });
+    /// let (train, validation) = Split::new(items.collect(), "t").unwrap().hold_out_classes(1).unwrap();
+    /// assert_eq!((train.classes(), validation.classes()), (vec![0, 1], vec![2]));
+    /// ```
+    pub fn hold_out_classes(self, n: usize) -> Result<(Split, Split)> {
+        let classes = self.classes();
+        if n == 0 || n >= classes.len() {
+            return Err(DataError::config(
+                "validation_classes",
+                n,
+                format!(
+                    "must be between 1 and {} (the training split has {} classes)",
+                    classes.len().saturating_sub(1),
+                    classes.len()
+                ),
+            ));
+        }
+        let first_held = classes[classes.len() - n];
+        let (validation, train): (Vec<Item>, Vec<Item>) = self
+            .items
+            .into_iter()
+            .partition(|item| item.class_id >= first_held);
+        Ok((Split { items: train }, Split { items: validation }))
+    }
+
     /// Item indices of each class, in item order.
     pub fn indices_by_class(&self) -> BTreeMap<u32, Vec<usize>> {
         let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();

@@ -10,6 +10,8 @@
 //!   [`ClassBalancedSampler`]), seeded with ChaCha8 so a seed gives the same batches everywhere.
 //! - [`loader`]: parallel decoding with bounded prefetch into `[N, 3, S, S]` burn tensors, with
 //!   the reference's train and test transforms ([`transform`]) and an opt-in image cache.
+//! - [`augment`]: the configurable train augmentation ([`AugmentConfig`]: flip, crop policy,
+//!   enlarge factor), the reference's transform by default.
 //! - [`synth`]: small synthetic datasets in every layout, for tests and demos.
 //!
 //! # Example: one training epoch and a test pass
@@ -40,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod augment;
 pub mod decode;
 pub mod error;
 pub mod features;
@@ -51,6 +54,7 @@ mod seeding;
 pub mod synth;
 pub mod transform;
 
+pub use augment::{AugmentConfig, ResizePolicy};
 pub use decode::load_rgb;
 pub use error::{DataError, Result};
 pub use features::{

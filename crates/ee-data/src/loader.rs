@@ -10,11 +10,16 @@
 //! stream keyed by `(seed, e, b, r)`, so results do not depend on thread timing and a
 //! resumed epoch gets the same images as an uninterrupted one.
 //!
+//! The train transform is [`LoaderConfig::augment`] (an [`AugmentConfig`]); its default is the
+//! reference's transform. The test transform is always a plain resize to S x S.
+//!
 //! The cache (`cache_images`) decodes each image once and keeps it, box-cropped and resized to
-//! `round(1.125 S)` square RGB u8, in memory: later epochs only crop (or resize to S) and flip.
-//! It costs `3 * round(1.125 S)^2` bytes per image (195 KB at S = 227: 1.6 GB for the 8054
-//! CARS196 training images). Images then pass through two resizes in the resize-only branch
-//! and in the test transform, so cached and uncached pixels differ slightly.
+//! `R = round(enlarge * S)` square RGB u8 (`R = round(1.125 S)` by default), in memory: later
+//! epochs only crop (or resize to S) and flip. It costs `3 R^2` bytes per image (195 KB at
+//! S = 227: 1.6 GB for the 8054 CARS196 training images). Images then pass through two
+//! resizes in the resize-only branches, in `random_resized_crop` (which crops the cached
+//! square, not the original image) and in the test transform, so cached and uncached pixels
+//! differ slightly.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -28,17 +33,16 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use image::RgbImage;
 
+use crate::augment::AugmentConfig;
 use crate::decode::load_rgb;
 use crate::error::{DataError, Result as DataResult};
 use crate::item::{Item, Split};
 use crate::sampler::{ClassBalancedSampler, SamplerState};
 use crate::seeding::{keyed_rng, Purpose};
-use crate::transform::{
-    apply_train, enlarged_side, normalize_into, resize, test_transform, TrainDraw,
-};
+use crate::transform::{normalize_into, resize, test_transform};
 
 /// Settings of an [`ImageLoader`]; [`LoaderConfig::init`] validates them.
-#[derive(Config, Debug, PartialEq, Eq)]
+#[derive(Config, Debug, PartialEq)]
 pub struct LoaderConfig {
     /// Output side `S` of the square images (the reference run uses 227).
     #[config(default = 227)]
@@ -52,7 +56,7 @@ pub struct LoaderConfig {
     /// Batches decoded ahead of the consumer at most (in flight plus waiting).
     #[config(default = 4)]
     pub prefetch_batches: usize,
-    /// Keep every decoded image in memory, resized to `round(1.125 S)` square.
+    /// Keep every decoded image in memory, resized to `round(augment.enlarge * S)` square.
     #[config(default = false)]
     pub cache_images: bool,
     /// Skip missing or undecodable images (with a warning, counted) instead of failing.
@@ -60,6 +64,10 @@ pub struct LoaderConfig {
     /// batch keeps its pair layout but is shorter.
     #[config(default = false)]
     pub skip_unreadable: bool,
+    /// The train augmentation (flip, crop policy, enlarge factor); the default is the
+    /// reference's transform, draw for draw.
+    #[config(default = "AugmentConfig::new()")]
+    pub augment: AugmentConfig,
 }
 
 impl LoaderConfig {
@@ -75,13 +83,14 @@ impl LoaderConfig {
                 "must be at least 1",
             ));
         }
+        self.augment.check()?;
         let workers = if self.workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             self.workers
         };
         let cache = self.cache_images.then(|| ImageCache {
-            side: enlarged_side(self.image_size),
+            side: self.augment.enlarged_side(self.image_size),
             slots: (0..split.len()).map(|_| OnceLock::new()).collect(),
         });
         Ok(ImageLoader {
@@ -413,7 +422,7 @@ impl LoaderInner {
                         epoch,
                         ((batch_index as u64) << 32) | row as u64,
                     );
-                    apply_train(&image, s, TrainDraw::sample(s, &mut rng))
+                    self.config.augment.transform(&image, s, &mut rng)
                 }
             };
             normalize_into(&out, &mut pixels[row * plane..(row + 1) * plane]);
@@ -521,5 +530,98 @@ impl<B: Backend> Drop for BatchIter<B> {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::augment::ResizePolicy;
+    use crate::transform::train_transform;
+
+    /// The loader's train rows are `config.augment.transform` with the stream keyed by
+    /// `(seed, epoch, batch, row)`; with the default config that is the reference's
+    /// `train_transform`, cached or not.
+    #[test]
+    fn train_rows_use_the_augment_config_with_keyed_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = RgbImage::from_fn(45, 31, |x, y| {
+            image::Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 251) as u8])
+        });
+        let path = dir.path().join("a.png");
+        src.save(&path).unwrap();
+        let split = Split::new(
+            vec![Item {
+                path,
+                class_id: 0,
+                bbox: None,
+            }],
+            "t",
+        )
+        .unwrap();
+        let size = 16;
+        let plane = 3 * 16 * 16;
+        let configs = [
+            AugmentConfig::new(),
+            AugmentConfig::new().with_flip(false),
+            AugmentConfig::new()
+                .with_policy(ResizePolicy::RandomResizedCrop)
+                .with_enlarge(1.5),
+            AugmentConfig::new().with_policy(ResizePolicy::RandomCrop),
+        ];
+        for (i, augment) in configs.iter().enumerate() {
+            for cache in [false, true] {
+                let loader = LoaderConfig::new()
+                    .with_image_size(size)
+                    .with_cache_images(cache)
+                    .with_augment(augment.clone())
+                    .init(&split)
+                    .unwrap();
+                let (seed, epoch, batch_index) = (11, 3, 5);
+                let host = loader
+                    .inner
+                    .load_host(&[0; 6], batch_index, Augmentation::Train { seed, epoch }, 2)
+                    .unwrap();
+                let source = if cache {
+                    let side = augment.enlarged_side(size);
+                    resize(&src, side, side)
+                } else {
+                    src.clone()
+                };
+                for row in 0..6 {
+                    let key = ((batch_index as u64) << 32) | row as u64;
+                    let mut rng = keyed_rng(seed, Purpose::Augment, epoch, key);
+                    let want = augment.transform(&source, size, &mut rng);
+                    let mut want_px = vec![0.0; plane];
+                    normalize_into(&want, &mut want_px);
+                    let got = &host.pixels[row * plane..(row + 1) * plane];
+                    assert_eq!(got, &want_px[..], "config {i} cache {cache} row {row}");
+                    if i == 0 {
+                        let mut rng = keyed_rng(seed, Purpose::Augment, epoch, key);
+                        assert_eq!(want, train_transform(&source, size, &mut rng));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_augment_settings_are_refused_by_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let split = Split::new(
+            vec![Item {
+                path: dir.path().join("x.png"),
+                class_id: 0,
+                bbox: None,
+            }],
+            "t",
+        )
+        .unwrap();
+        let err = LoaderConfig::new()
+            .with_augment(AugmentConfig::new().with_enlarge(0.5))
+            .init(&split)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("augment.enlarge = 0.5"), "{err}");
     }
 }

@@ -8,6 +8,10 @@
 //! both:  x = (pixel / 255 - mean[c]) / std[c], laid out [3, S, S]
 //! ```
 //!
+//! This train transform is fixed; [`AugmentConfig`](crate::AugmentConfig) makes it
+//! configurable (flip, crop policy, enlarge factor), and its default reproduces
+//! [`train_transform`] exactly, draw for draw. The loader uses `AugmentConfig`.
+//!
 //! Resizes are bilinear without keeping the aspect ratio. They use `fast_image_resize`'s
 //! fixed-support bilinear interpolation, which is what the reference's MXNet/OpenCV
 //! `INTER_LINEAR` computes (no anti-aliasing when shrinking).
