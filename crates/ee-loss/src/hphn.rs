@@ -12,6 +12,7 @@ use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor};
 
 use crate::expansion::{EmbeddingExpansion, EmbeddingExpansionConfig, ExpandedBatch};
 use crate::mining::{hardest_pairs, HardestPairs};
+use crate::pair_loss::{LossOutput, PairLoss};
 use crate::reduction::Reduction;
 use crate::LossError;
 
@@ -105,6 +106,17 @@ impl HphnTripletLoss {
     }
 }
 
+/// The generic interface: [`HphnOutput::into_output`] of the inherent methods.
+impl PairLoss for HphnTripletLoss {
+    fn expansion(&self) -> &EmbeddingExpansion {
+        &self.expansion
+    }
+
+    fn forward_expanded<B: Backend>(&self, batch: &ExpandedBatch<B>) -> LossOutput<B> {
+        HphnTripletLoss::forward_expanded(self, batch).into_output()
+    }
+}
+
 /// `log(1 + exp(z))` without overflow, with gradient `sigmoid(z)` everywhere (0.5 at z = 0).
 fn softplus<B: Backend>(z: Tensor<B, 1>) -> Tensor<B, 1> {
     let positive = z.clone().greater_elem(0.0);
@@ -129,6 +141,17 @@ pub struct HphnStats {
 }
 
 impl<B: Backend> HphnOutput<B> {
+    /// The generic [`LossOutput`], with the mining statistics as its diagnostics:
+    /// `mean_positive_distance`, `mean_negative_distance` and `synthetic_negative_fraction`
+    /// (the paper's selection ratio).
+    pub fn into_output(self) -> LossOutput<B> {
+        let synthetic = self.pairs.negative_is_synthetic.clone().float();
+        LossOutput::new(self.loss, self.per_anchor)
+            .with_diagnostic("mean_positive_distance", self.pairs.positive_distance)
+            .with_diagnostic("mean_negative_distance", self.pairs.negative_distance)
+            .with_diagnostic("synthetic_negative_fraction", synthetic)
+    }
+
     /// Reads the batch statistics back to the host.
     pub fn stats(&self) -> HphnStats {
         let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();

@@ -80,9 +80,6 @@ impl PairLoss for LiftedStructureLoss {
         );
         let j = pairs.positive_values.clone() + both_ends; // [B, B]
         let per_anchor = masked_mean(relu(j).square().div_scalar(2.0), pairs.positive_mask);
-        LossOutput {
-            loss: self.reduction.apply(per_anchor.clone()),
-            per_anchor,
-        }
+        LossOutput::new(self.reduction.apply(per_anchor.clone()), per_anchor)
     }
 }

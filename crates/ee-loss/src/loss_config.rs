@@ -202,10 +202,7 @@ impl PairLoss for Loss {
         match self {
             Self::HphnTriplet(loss) => {
                 let output = loss.forward_expanded(batch);
-                LossOutput {
-                    loss: output.loss,
-                    per_anchor: output.per_anchor,
-                }
+                output.into_output()
             }
             Self::Triplet(loss) => loss.forward_expanded(batch),
             Self::Lifted(loss) => loss.forward_expanded(batch),

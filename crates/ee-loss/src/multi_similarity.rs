@@ -131,9 +131,6 @@ impl PairLoss for MultiSimilarityLoss {
         )
         .div_scalar(self.beta);
         let per_anchor = (positive_term + negative_term).mask_fill(active.bool_not(), 0.0);
-        LossOutput {
-            loss: self.reduction.apply(per_anchor.clone()),
-            per_anchor,
-        }
+        LossOutput::new(self.reduction.apply(per_anchor.clone()), per_anchor)
     }
 }

@@ -83,9 +83,6 @@ impl PairLoss for NPairLoss {
         );
         let per_anchor = masked_mean(per_pair, pairs.positive_mask.clone())
             + squared_norm.mul_scalar(self.l2_weight);
-        LossOutput {
-            loss: self.reduction.apply(per_anchor.clone()),
-            per_anchor,
-        }
+        LossOutput::new(self.reduction.apply(per_anchor.clone()), per_anchor)
     }
 }

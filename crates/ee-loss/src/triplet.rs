@@ -105,10 +105,7 @@ impl PairLoss for TripletLoss {
             TripletNegatives::SemiHard => semi_hard(&pairs, self.margin),
             TripletNegatives::AllValid => all_valid(&pairs, self.margin),
         };
-        LossOutput {
-            loss: self.reduction.apply(per_anchor.clone()),
-            per_anchor,
-        }
+        LossOutput::new(self.reduction.apply(per_anchor.clone()), per_anchor)
     }
 }
 
