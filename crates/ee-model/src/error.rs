@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::weights::TorchvisionNetwork;
+
 /// How many names of each kind a [`ModelError::WeightMismatch`] message lists before it
 /// summarises the rest as a count (the full lists stay in the error's fields).
 const LISTED_NAMES: usize = 12;
@@ -37,9 +39,9 @@ pub enum ModelError {
         message: String,
     },
 
-    /// A weight file was read but its tensors do not fit the GoogLeNet backbone.
+    /// A weight file was read but its tensors do not fit the backbone (GoogLeNet, ResNet-50).
     #[error(
-        "weight file {} does not fit torchvision's GoogLeNet:{}{}{}{}",
+        "weight file {} does not fit torchvision's {network}:{}{}{}{}",
         path.display(),
         name_list("missing", missing),
         name_list("unexpected", unexpected),
@@ -47,12 +49,15 @@ pub enum ModelError {
         name_list("other errors", other)
     )]
     WeightMismatch {
-        /// The file.
-        path: PathBuf,
+        /// The file (boxed: keeps `ModelError` small).
+        path: Box<std::path::Path>,
+        /// The backbone whose layout the file was checked against.
+        network: TorchvisionNetwork,
         /// Parameters of the backbone that the file lacks.
         missing: Vec<String>,
-        /// Keys in the file that belong to no backbone parameter (torchvision's `aux1.*`,
-        /// `aux2.*`, `fc.*` and `*.num_batches_tracked` are ignored and never listed).
+        /// Keys in the file that belong to no backbone parameter (torchvision's `fc.*` and
+        /// `*.num_batches_tracked`, and GoogLeNet's `aux1.*`, `aux2.*`, are ignored and never
+        /// listed).
         unexpected: Vec<String>,
         /// `key: expected [..], found [..]` for each tensor of the wrong shape.
         wrong_shape: Vec<String>,

@@ -62,6 +62,7 @@
 //! (burn's named MessagePack recorder, full precision) and `<stem>.json` (the config);
 //! [`EmbeddingModel::load_checkpoint`] reads both back.
 
+mod backbone;
 pub mod batch_norm;
 pub mod conv;
 mod error;
@@ -72,8 +73,11 @@ mod head;
 mod init;
 mod model;
 pub mod pool;
+mod resnet;
+mod small_cnn;
 mod weights;
 
+pub use backbone::{Backbone, BackboneKind};
 pub use batch_norm::batch_norm;
 pub use conv::conv2d;
 pub use error::ModelError;
@@ -86,6 +90,9 @@ pub use head::{
     L2_NORM_EPSILON,
 };
 pub use init::{truncated_normal, BackboneInit, TORCHVISION_INIT_BOUNDS, TORCHVISION_INIT_STD};
-pub use model::{EmbeddingModel, EmbeddingModelConfig};
+pub use model::{Embed, EmbeddingModel, EmbeddingModelConfig};
 pub use pool::{pool_output_size, MaxPool2dCeil};
+pub use resnet::{ResNet50, ResNet50Config, RESNET50_FEATURES};
+pub use small_cnn::{ConvBlock, SmallCnn, SMALL_CNN_CHANNELS, SMALL_CNN_FEATURES};
+pub use weights::TorchvisionNetwork;
 pub use weights::{detect_format, ImportReport, WeightFormat};

@@ -9,26 +9,35 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use burn_store::ModuleSnapshot;
 
+use crate::backbone::{Backbone, BackboneKind};
 use crate::error::ModelError;
-use crate::googlenet::{GoogLeNet, GoogLeNetConfig, GOOGLENET_FEATURES};
+use crate::googlenet::GoogLeNetConfig;
 use crate::head::{global_avg_pool, EmbeddingHead, EmbeddingHeadConfig};
 use crate::init::BackboneInit;
+use crate::resnet::ResNet50Config;
+use crate::small_cnn::SmallCnn;
 use crate::weights::ImportReport;
 
 /// Settings of the [`EmbeddingModel`]; the `[model]` section of a run config.
 ///
 /// ```toml
+/// backbone = "googlenet"
 /// embed_dim = 512
 /// pretrained = "/data/weights/googlenet-1378be20.pth"
 /// ```
 #[derive(Config, Debug)]
 pub struct EmbeddingModelConfig {
+    /// The feature extractor; `None` means GoogLeNet, the paper's (an `Option` so that
+    /// configs stored before this field existed still load).
+    #[config(default = "None")]
+    pub backbone: Option<BackboneKind>,
     /// Embedding size (the reference: 512).
     #[config(default = 512)]
     pub embed_dim: usize,
-    /// A torchvision-keyed GoogLeNet state dict to initialise the backbone from: torchvision's
-    /// ImageNet `googlenet-1378be20.pth`, or the same keys as safetensors. `None`: random
-    /// initialisation.
+    /// A torchvision-keyed state dict of the backbone to initialise it from: torchvision's
+    /// ImageNet `googlenet-1378be20.pth` for GoogLeNet, `resnet50-0676ba61.pth` (or
+    /// `resnet50-11ad3fa6.pth`) for ResNet-50, or the same keys as safetensors.
+    /// `None`: random initialisation. The small CNN has no pretrained weights.
     #[config(default = "None")]
     pub pretrained: Option<String>,
     /// Apply torchvision's `transform_input` re-normalisation in the backbone
@@ -41,10 +50,10 @@ pub struct EmbeddingModelConfig {
     /// Optional hidden layer in the head (`None` in the reference).
     #[config(default = "None")]
     pub hidden_dim: Option<usize>,
-    /// BatchNorm epsilon of the backbone (torchvision: 1e-3).
+    /// BatchNorm epsilon of GoogLeNet (torchvision: 1e-3; the small CNN uses burn's 1e-5).
     #[config(default = 1e-3)]
     pub bn_epsilon: f64,
-    /// BatchNorm running-statistics momentum of the backbone (PyTorch convention: 0.1).
+    /// BatchNorm running-statistics momentum of GoogLeNet (PyTorch convention: 0.1).
     #[config(default = 0.1)]
     pub bn_momentum: f64,
     /// How the backbone's convolutions are initialised when `pretrained` is not set; `None`
@@ -58,13 +67,18 @@ pub struct EmbeddingModelConfig {
 }
 
 impl EmbeddingModelConfig {
+    /// The backbone this config builds ([`BackboneKind::Googlenet`] unless set).
+    pub fn backbone_kind(&self) -> BackboneKind {
+        self.backbone.unwrap_or_default()
+    }
+
     /// Whether the backbone re-normalises its input (see
     /// [`EmbeddingModelConfig::transform_input`]).
     pub fn resolved_transform_input(&self) -> bool {
         self.transform_input.unwrap_or(self.pretrained.is_some())
     }
 
-    /// The backbone's settings.
+    /// GoogLeNet's settings (when [`EmbeddingModelConfig::backbone_kind`] is GoogLeNet).
     pub fn backbone_config(&self) -> GoogLeNetConfig {
         GoogLeNetConfig::new()
             .with_bn_epsilon(self.bn_epsilon)
@@ -77,7 +91,7 @@ impl EmbeddingModelConfig {
     /// The head's settings.
     pub fn head_config(&self) -> EmbeddingHeadConfig {
         EmbeddingHeadConfig::new()
-            .with_in_features(GOOGLENET_FEATURES)
+            .with_in_features(self.backbone_kind().features())
             .with_embed_dim(self.embed_dim)
             .with_hidden_dim(self.hidden_dim)
             .with_seed(self.seed)
@@ -85,7 +99,24 @@ impl EmbeddingModelConfig {
 
     /// Checks every setting (without touching the `pretrained` file beyond its existence).
     pub fn check(&self) -> Result<(), ModelError> {
-        self.backbone_config().check()?;
+        let kind = self.backbone_kind();
+        if kind == BackboneKind::Googlenet {
+            self.backbone_config().check()?;
+        }
+        if self.pretrained.is_some() && !kind.has_pretrained_weights() {
+            return Err(ModelError::InvalidConfig {
+                field: "pretrained",
+                value: format!("{:?}", self.pretrained.as_deref().unwrap_or_default()),
+                rule: "the small CNN has no pretrained weights: leave `pretrained` unset",
+            });
+        }
+        if self.transform_input == Some(true) && kind != BackboneKind::Googlenet {
+            return Err(ModelError::InvalidConfig {
+                field: "transform_input",
+                value: "true".into(),
+                rule: "only GoogLeNet re-normalises its input",
+            });
+        }
         self.head_config().check()?;
         if let Some(path) = &self.pretrained {
             if !Path::new(path).is_file() {
@@ -106,13 +137,39 @@ impl EmbeddingModelConfig {
         device: &B::Device,
     ) -> Result<(EmbeddingModel<B>, Option<ImportReport>), ModelError> {
         self.check()?;
-        let backbone = self.backbone_config().init(device)?;
-        let (backbone, report) = match &self.pretrained {
-            Some(path) => {
-                let (backbone, report) = backbone.load_torchvision(path)?;
-                (backbone, Some(report))
+        let (backbone, report) = match self.backbone_kind() {
+            BackboneKind::Googlenet => {
+                let backbone = self.backbone_config().init(device)?;
+                match &self.pretrained {
+                    Some(path) => {
+                        let (backbone, report) = backbone.load_torchvision(path)?;
+                        (Backbone::GoogLeNet(backbone), Some(report))
+                    }
+                    None => (Backbone::GoogLeNet(backbone), None),
+                }
             }
-            None => (backbone, None),
+            BackboneKind::Resnet50 => {
+                let backbone = ResNet50Config::new()
+                    .with_init(self.init.unwrap_or_default())
+                    .with_seed(self.seed)
+                    .init(device)?;
+                match &self.pretrained {
+                    Some(path) => {
+                        let (backbone, report) = backbone.load_torchvision(path)?;
+                        (Backbone::ResNet50(backbone), Some(report))
+                    }
+                    None => (Backbone::ResNet50(backbone), None),
+                }
+            }
+            BackboneKind::SmallCnn => {
+                // The small CNN's Kaiming init draws from the backend's RNG.
+                B::seed(device, self.seed);
+                let init = self.init.unwrap_or(BackboneInit::Kaiming);
+                (
+                    Backbone::SmallCnn(SmallCnn::new(init, self.seed, device)),
+                    None,
+                )
+            }
         };
         let head = self.head_config().init(device)?;
         Ok((EmbeddingModel { backbone, head }, report))
@@ -121,23 +178,24 @@ impl EmbeddingModelConfig {
     /// The config to store with a checkpoint: the weights are in the checkpoint, so
     /// `pretrained` is dropped and `transform_input` made explicit.
     pub fn for_checkpoint(&self) -> Self {
-        self.clone()
-            .with_pretrained(None)
-            .with_transform_input(Some(self.resolved_transform_input()))
+        let transform = self.resolved_transform_input();
+        self.clone().with_pretrained(None).with_transform_input(
+            (self.backbone_kind() == BackboneKind::Googlenet).then_some(transform),
+        )
     }
 }
 
-/// GoogLeNet -> global average pool -> [`EmbeddingHead`]: images `[batch, 3, H, W]` to
-/// unit-norm embeddings `[batch, embed_dim]`.
+/// A [`Backbone`] (GoogLeNet or the small CNN) -> global average pool -> [`EmbeddingHead`]:
+/// images `[batch, 3, H, W]` to unit-norm embeddings `[batch, embed_dim]`.
 ///
 /// The two parts are public fields so that a trainer can give the backbone its own learning
 /// rate (split gradients with `GradientsParams::from_module(&mut grads, &model.backbone)` and
 /// `GradientsParams::from_module(&mut grads, &model.head)`).
 #[derive(Module, Debug)]
 pub struct EmbeddingModel<B: Backend> {
-    /// The GoogLeNet feature extractor.
-    pub backbone: GoogLeNet<B>,
-    /// The embedding head on the pooled 1024-d features.
+    /// The feature extractor.
+    pub backbone: Backbone<B>,
+    /// The embedding head on the pooled backbone features.
     pub head: EmbeddingHead<B>,
 }
 
@@ -147,11 +205,11 @@ impl<B: Backend> EmbeddingModel<B> {
     /// # Panics
     /// On a malformed input; call [`EmbeddingModel::check_input`] on untrusted shapes.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let features = self.backbone.forward(images); // [batch, 1024, h, w]
+        let features = self.backbone.forward(images); // [batch, C, h, w]
         self.head.forward(global_avg_pool(features)) // [batch, embed_dim]
     }
 
-    /// The pooled 1024-d backbone features (for exporting frozen features).
+    /// The pooled backbone features `[batch, C]` (for exporting frozen features).
     pub fn pooled_features(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         global_avg_pool(self.backbone.forward(images))
     }
@@ -187,6 +245,19 @@ impl<B: Backend> EmbeddingModel<B> {
         let model = config.for_checkpoint().init::<B>(device)?;
         let model = load_weights(model, stem, device)?;
         Ok((model, config))
+    }
+}
+
+/// Images to embeddings: all that a trainer, an evaluator or an embedding export needs of a
+/// model. Implement it for your own burn module to use it with `ee-train`.
+pub trait Embed<B: Backend> {
+    /// `[batch, 3, H, W]` (ImageNet mean/std normalised) -> `[batch, D]`.
+    fn embed(&self, images: Tensor<B, 4>) -> Tensor<B, 2>;
+}
+
+impl<B: Backend> Embed<B> for EmbeddingModel<B> {
+    fn embed(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward(images)
     }
 }
 

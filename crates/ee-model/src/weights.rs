@@ -1,10 +1,12 @@
-//! Import of torchvision-keyed GoogLeNet state dicts (`.pth` pickles and safetensors).
+//! Import of torchvision-keyed state dicts (`.pth` pickles and safetensors): GoogLeNet and
+//! ResNet-50.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn_store::{
     ApplyError, ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
@@ -12,6 +14,46 @@ use burn_store::{
 
 use crate::error::ModelError;
 use crate::googlenet::GoogLeNet;
+use crate::resnet::ResNet50;
+
+/// The torchvision networks whose state dicts load ([`ModelError::WeightMismatch`] names the
+/// one a file was checked against).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorchvisionNetwork {
+    /// `torchvision.models.googlenet` ([`GoogLeNet`]).
+    GoogLeNet,
+    /// `torchvision.models.resnet50` ([`ResNet50`]).
+    ResNet50,
+}
+
+impl TorchvisionNetwork {
+    /// The name in messages: `"GoogLeNet"`, `"ResNet-50"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GoogLeNet => "GoogLeNet",
+            Self::ResNet50 => "ResNet-50",
+        }
+    }
+}
+
+impl std::fmt::Display for TorchvisionNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How one backbone's parameter paths relate to the keys of torchvision's state dict.
+struct TorchvisionLayout {
+    /// The network.
+    network: TorchvisionNetwork,
+    /// `(regex on the file's keys, replacement)`: torchvision keys to our parameter paths,
+    /// where they differ beyond BatchNorm's `weight`/`bias` (burn-store's adapter renames those).
+    key_remapping: &'static [(&'static str, &'static str)],
+    /// Our parameter path (or a remapped file key) back to the torchvision key.
+    torchvision_key: fn(&str) -> String,
+    /// File keys that are deliberately not loaded.
+    is_ignored_key: fn(&str) -> bool,
+}
 
 /// torchvision keys that are deliberately not loaded: the auxiliary classifiers, the ImageNet
 /// classifier and BatchNorm's batch counters (burn's BatchNorm has none).
@@ -25,6 +67,38 @@ fn is_ignored_key(key: &str) -> bool {
 /// torchvision's `inceptionX.branch4` is `Sequential(MaxPool2d, BasicConv2d)`; our pool holds
 /// no parameters, so its convolution is element 0 of [`Inception::branch4`](crate::Inception).
 const KEY_REMAPPING: [(&str, &str); 1] = [(r"\.branch4\.1\.", ".branch4.0.")];
+
+const GOOGLENET_LAYOUT: TorchvisionLayout = TorchvisionLayout {
+    network: TorchvisionNetwork::GoogLeNet,
+    key_remapping: &KEY_REMAPPING,
+    torchvision_key,
+    is_ignored_key,
+};
+
+/// ResNet-50 keys that are deliberately not loaded: the ImageNet classifier and BatchNorm's
+/// batch counters.
+fn is_ignored_resnet_key(key: &str) -> bool {
+    key.starts_with("fc.") || key.ends_with(".num_batches_tracked")
+}
+
+/// The torchvision key of a [`ResNet50`] parameter path: the paths are torchvision's, except
+/// BatchNorm's `gamma`/`beta` (torchvision's `weight`/`bias`; only BatchNorms have them).
+fn resnet_torchvision_key(path: &str) -> String {
+    if let Some(prefix) = path.strip_suffix(".gamma") {
+        format!("{prefix}.weight")
+    } else if let Some(prefix) = path.strip_suffix(".beta") {
+        format!("{prefix}.bias")
+    } else {
+        path.to_string()
+    }
+}
+
+const RESNET50_LAYOUT: TorchvisionLayout = TorchvisionLayout {
+    network: TorchvisionNetwork::ResNet50,
+    key_remapping: &[],
+    torchvision_key: resnet_torchvision_key,
+    is_ignored_key: is_ignored_resnet_key,
+};
 
 /// The two formats a torchvision-keyed state dict can come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +116,8 @@ pub struct ImportReport {
     pub format: WeightFormat,
     /// How many tensors were loaded.
     pub applied: usize,
-    /// Keys in the file that were ignored on purpose (aux classifiers, fc, batch counters).
+    /// Keys in the file that were ignored on purpose (fc, batch counters, GoogLeNet's aux
+    /// classifiers).
     pub ignored: Vec<String>,
 }
 
@@ -62,14 +137,21 @@ pub fn detect_format(path: &Path) -> Result<WeightFormat, ModelError> {
         .and_then(|f| f.take(512).read_to_end(&mut head))
         .map_err(|e| unreadable(e.to_string()))?;
     let is_zip = head.starts_with(b"PK\x03\x04");
-    let is_pickle = head.first() == Some(&0x80);
     let is_tar = head.get(257..262) == Some(b"ustar".as_slice());
-    if is_zip || is_pickle || is_tar {
+    if is_zip || is_tar {
         return Ok(WeightFormat::Pytorch);
     }
-    // safetensors: u64 little-endian header length, then a JSON object.
-    if head.len() > 8 && head[8] == b'{' {
-        return Ok(WeightFormat::Safetensors);
+    // safetensors: u64 little-endian header length, then a JSON object. Checked before the
+    // pickle's PROTO byte: the header length's low byte can be 0x80 too.
+    let file_len = path.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    if let Some(length) = head.get(..8) {
+        let length = u64::from_le_bytes(length.try_into().expect("8 bytes"));
+        if head.get(8) == Some(&b'{') && length.saturating_add(8) <= file_len {
+            return Ok(WeightFormat::Safetensors);
+        }
+    }
+    if head.first() == Some(&0x80) {
+        return Ok(WeightFormat::Pytorch);
     }
     Err(unreadable(
         "neither a PyTorch state dict (.pth) nor a safetensors file".into(),
@@ -88,41 +170,69 @@ impl<B: Backend> GoogLeNet<B> {
         mut self,
         path: impl AsRef<Path>,
     ) -> Result<(Self, ImportReport), ModelError> {
-        let path = path.as_ref();
-        let format = detect_format(path)?;
-        let unreadable = |message: String| ModelError::UnreadableWeights {
-            path: path.to_path_buf(),
-            message,
-        };
-        // Validation and completeness are checked below, to report every problem at once.
-        let result = match format {
-            WeightFormat::Pytorch => {
-                let mut store = PytorchStore::from_file(path)
-                    .map_indices_contiguous(false)
-                    .validate(false)
-                    .allow_partial(true);
-                for (from, to) in KEY_REMAPPING {
-                    store = store.with_key_remapping(from, to);
-                }
-                self.load_from(&mut store)
-                    .map_err(|e| unreadable(e.to_string()))?
-            }
-            WeightFormat::Safetensors => {
-                let mut store = SafetensorsStore::from_file(path)
-                    .with_from_adapter(PyTorchToBurnAdapter)
-                    .map_indices_contiguous(false)
-                    .validate(false)
-                    .allow_partial(true);
-                for (from, to) in KEY_REMAPPING {
-                    store = store.with_key_remapping(from, to);
-                }
-                self.load_from(&mut store)
-                    .map_err(|e| unreadable(e.to_string()))?
-            }
-        };
-        let report = check_result(path, format, result)?;
+        let report = load_state_dict(&mut self, path.as_ref(), &GOOGLENET_LAYOUT)?;
         Ok((self, report))
     }
+}
+
+impl<B: Backend> ResNet50<B> {
+    /// Loads a torchvision-keyed ResNet-50 state dict (torchvision's `resnet50-0676ba61.pth`,
+    /// `ResNet50_Weights.IMAGENET1K_V1`, or `resnet50-11ad3fa6.pth`, `IMAGENET1K_V2`; or the
+    /// same keys in safetensors) into the backbone.
+    ///
+    /// Every backbone parameter and BatchNorm running statistic must be present with the right
+    /// shape; `fc.*` and `*.num_batches_tracked` are ignored; any other key is an error, as is
+    /// any missing or wrongly shaped one ([`ModelError::WeightMismatch`] lists them all).
+    pub fn load_torchvision(
+        mut self,
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, ImportReport), ModelError> {
+        let report = load_state_dict(&mut self, path.as_ref(), &RESNET50_LAYOUT)?;
+        Ok((self, report))
+    }
+}
+
+/// Loads the torchvision-keyed state dict at `path` into `module` (in place), then checks
+/// that it was complete.
+fn load_state_dict<B: Backend, M: Module<B>>(
+    module: &mut M,
+    path: &Path,
+    layout: &TorchvisionLayout,
+) -> Result<ImportReport, ModelError> {
+    let format = detect_format(path)?;
+    let unreadable = |message: String| ModelError::UnreadableWeights {
+        path: path.to_path_buf(),
+        message,
+    };
+    // Validation and completeness are checked below, to report every problem at once.
+    let result = match format {
+        WeightFormat::Pytorch => {
+            let mut store = PytorchStore::from_file(path)
+                .map_indices_contiguous(false)
+                .validate(false)
+                .allow_partial(true);
+            for &(from, to) in layout.key_remapping {
+                store = store.with_key_remapping(from, to);
+            }
+            module
+                .load_from(&mut store)
+                .map_err(|e| unreadable(e.to_string()))?
+        }
+        WeightFormat::Safetensors => {
+            let mut store = SafetensorsStore::from_file(path)
+                .with_from_adapter(PyTorchToBurnAdapter)
+                .map_indices_contiguous(false)
+                .validate(false)
+                .allow_partial(true);
+            for &(from, to) in layout.key_remapping {
+                store = store.with_key_remapping(from, to);
+            }
+            module
+                .load_from(&mut store)
+                .map_err(|e| unreadable(e.to_string()))?
+        }
+    };
+    check_result(path, format, result, layout)
 }
 
 /// The torchvision key of a burn parameter path: BatchNorm `gamma`/`beta` are torchvision's
@@ -144,7 +254,10 @@ fn check_result(
     path: &Path,
     format: WeightFormat,
     result: ApplyResult,
+    layout: &TorchvisionLayout,
 ) -> Result<ImportReport, ModelError> {
+    let torchvision_key = layout.torchvision_key;
+    let is_ignored_key = layout.is_ignored_key;
     let applied: BTreeSet<String> = result.applied.iter().map(|p| torchvision_key(p)).collect();
     // burn-store finds BatchNorm's gamma/beta under torchvision's weight/bias but still lists
     // those keys as unused: they were used.
@@ -195,7 +308,8 @@ fn check_result(
         })
     } else {
         Err(ModelError::WeightMismatch {
-            path: path.to_path_buf(),
+            path: path.into(),
+            network: layout.network,
             missing,
             unexpected,
             wrong_shape,
@@ -220,5 +334,25 @@ mod tests {
         assert!(is_ignored_key("aux2.fc1.weight"));
         assert!(is_ignored_key("conv1.bn.num_batches_tracked"));
         assert!(!is_ignored_key("conv1.bn.weight"));
+    }
+
+    #[test]
+    fn resnet_paths_map_to_torchvision_keys() {
+        let key = resnet_torchvision_key;
+        assert_eq!(key("bn1.gamma"), "bn1.weight");
+        assert_eq!(key("layer1.0.bn3.beta"), "layer1.0.bn3.bias");
+        assert_eq!(
+            key("layer2.0.downsample.1.gamma"),
+            "layer2.0.downsample.1.weight"
+        );
+        assert_eq!(
+            key("layer2.0.downsample.0.weight"),
+            "layer2.0.downsample.0.weight"
+        );
+        assert_eq!(key("layer4.2.bn2.running_var"), "layer4.2.bn2.running_var");
+        assert!(is_ignored_resnet_key("fc.weight"));
+        assert!(is_ignored_resnet_key("layer1.0.bn1.num_batches_tracked"));
+        assert!(!is_ignored_resnet_key("aux1.fc1.weight"));
+        assert!(!is_ignored_resnet_key("layer1.0.bn1.weight"));
     }
 }

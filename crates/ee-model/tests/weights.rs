@@ -103,7 +103,7 @@ fn pretrained_in_config_loads_and_turns_on_transform_input() {
         .with_pretrained(Some(path.to_string_lossy().into_owned()));
     let (model, report) = config.init_with_report::<B>(&device).unwrap();
     assert_eq!(report.unwrap().applied, BACKBONE_TENSORS);
-    assert!(model.backbone.transform_input);
+    assert!(model.backbone.transform_input());
     // The flag is what torchvision does: re-normalise, then the plain network.
     let by_hand = set_by_hand(
         GoogLeNetConfig::new().init::<B>(&device).unwrap(),
@@ -120,13 +120,13 @@ fn pretrained_in_config_loads_and_turns_on_transform_input() {
         .with_transform_input(Some(false))
         .init::<B>(&device)
         .unwrap();
-    assert!(!model.backbone.transform_input);
+    assert!(!model.backbone.transform_input());
     // No weights, no transform by default.
     let model = EmbeddingModelConfig::new()
         .with_embed_dim(16)
         .init::<B>(&device)
         .unwrap();
-    assert!(!model.backbone.transform_input);
+    assert!(!model.backbone.transform_input());
 }
 
 fn import_error(file: &StateDict) -> String {
