@@ -6,20 +6,20 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use ee_data::formats::IMAGE_EXTENSIONS;
-use ee_data::{BatchPlan, ImageLoader, Item, LoaderConfig, Split};
-use ee_eval::EmbeddingMatrix;
-use indicatif::{ProgressBar, ProgressStyle};
+use ee_data::{ImageLoader, Item, LoaderConfig, Split};
+use ee_model::EmbeddingModel;
+use ee_train::checkpoint::{self, CheckpointFile};
+pub use ee_train::{embed_loader, Embedded};
 
-use crate::checkpoint::{self, CheckpointFile};
+use crate::config::resolve::build_model;
 use crate::config::RawConfig;
 use crate::embedding_set::EmbeddingSet;
 use crate::error::{CliError, Result};
-use crate::network::{build_network, Network};
 
 /// A checkpoint's network (eval mode) and the config it was trained with.
 pub struct TrainedNetwork<B: Backend> {
-    /// The network with the checkpoint's weights.
-    pub network: Network<B>,
+    /// The model with the checkpoint's weights.
+    pub network: EmbeddingModel<B>,
     /// The run config stored in the checkpoint (model, image size, loader settings).
     pub config: RawConfig,
     /// The checkpoint file.
@@ -41,12 +41,10 @@ impl<B: Backend> TrainedNetwork<B> {
         checkpoint: &Path,
         device: &B::Device,
     ) -> Result<Self> {
-        let network = build_network::<B>(&config, false, device)?;
-        let network: Network<B> = network.load_record(checkpoint::record_from_bytes::<B, _>(
-            file.network,
-            device,
-            checkpoint,
-        )?);
+        let network = build_model::<B>(&config, false, device)?;
+        let network: EmbeddingModel<B> = network.load_record(
+            checkpoint::record_from_bytes::<B, _>(file.network, device, checkpoint)?,
+        );
         Ok(TrainedNetwork {
             network,
             config,
@@ -242,80 +240,10 @@ impl ImageList {
     }
 }
 
-/// What [`embed_loader`] produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embedded {
-    /// One row per embedded item, in item order.
-    pub embeddings: EmbeddingMatrix,
-    /// The loader's item index of each row.
-    pub items: Vec<usize>,
-    /// Items the loader skipped as unreadable (`skip_unreadable`), in order.
-    pub skipped: Vec<usize>,
-}
-
-/// Embeds every image of `loader` in order (test transform) in batches of `batch_size`,
-/// with a progress bar labelled `what` unless `quiet`. Items the loader skips (with
-/// `skip_unreadable`) are left out and listed.
-pub fn embed_loader<B: Backend>(
-    network: &Network<B>,
-    loader: &ImageLoader,
-    batch_size: usize,
-    what: &str,
-    quiet: bool,
-    device: &B::Device,
-) -> Result<Embedded> {
-    let plan = BatchPlan::test(loader.len(), batch_size);
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(loader.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{what} [{{bar:30}}] {{pos}}/{{len}} images ({{elapsed}}<{{eta}})"
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    let mut values = Vec::new();
-    let mut items = Vec::new();
-    let mut skipped = Vec::new();
-    let mut dim = 0;
-    for batch in loader.iter::<B>(plan, device) {
-        let batch = batch?;
-        bar.inc((batch.item_indices.len() + batch.skipped.len()) as u64);
-        skipped.extend(&batch.skipped);
-        if batch.item_indices.is_empty() {
-            continue;
-        }
-        let embeddings = network.forward(batch.images);
-        dim = embeddings.dims()[1];
-        let data: Vec<f32> = embeddings
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| CliError::DataCheck(format!("cannot read embeddings back: {e:?}")))?;
-        values.extend(data);
-        items.extend(&batch.item_indices);
-    }
-    bar.finish_and_clear();
-    if items.is_empty() {
-        return Err(CliError::Usage(format!(
-            "none of the {} images could be read",
-            loader.len()
-        )));
-    }
-    Ok(Embedded {
-        embeddings: EmbeddingMatrix::new(values, dim)?,
-        items,
-        skipped,
-    })
-}
-
 /// Embeds `images` through `loader` (built over the same images, in the same order) into an
 /// [`EmbeddingSet`]; images the loader skips are left out with a warning on stderr.
 pub fn embed_to_set<B: Backend>(
-    network: &Network<B>,
+    network: &EmbeddingModel<B>,
     loader: &ImageLoader,
     images: &ImageList,
     batch_size: usize,

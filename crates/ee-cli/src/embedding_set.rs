@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use ee_eval::EmbeddingMatrix;
 
-use crate::checkpoint::write_atomic;
 use crate::error::{CliError, Result};
+use ee_train::checkpoint::write_atomic;
 
 /// Value of `__metadata__["format"]` in the safetensors layout.
 pub const SAFETENSORS_FORMAT: &str = "ee-embeddings/1";
@@ -134,9 +134,9 @@ impl EmbeddingSet {
                     &npy_bytes(&self.embeddings).map_err(|e| CliError::io(path, e))?,
                 )?;
                 let index = index_path(path);
-                write_atomic(&index, &self.index_csv(&index)?)
+                Ok(write_atomic(&index, &self.index_csv(&index)?)?)
             }
-            SetLayout::Safetensors => write_atomic(path, &self.safetensors_bytes(path)?),
+            SetLayout::Safetensors => Ok(write_atomic(path, &self.safetensors_bytes(path)?)?),
         }
     }
 

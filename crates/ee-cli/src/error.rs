@@ -30,41 +30,9 @@ pub enum CliError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A checkpoint is unreadable or does not fit.
-    #[error("checkpoint {}: {message}", path.display())]
-    Checkpoint {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The loss became NaN or infinite.
-    #[error("loss is {value} at epoch {epoch}, step {step}: training stopped; {}", match checkpoint {
-        Some(p) => format!("the last good checkpoint {} is intact (lower optimizer.lr, then `--resume`)", p.display()),
-        None => "no checkpoint had been written yet (lower optimizer.lr and start again)".to_string(),
-    })]
-    NonFiniteLoss {
-        /// Epoch (1-based).
-        epoch: u64,
-        /// Global step (1-based).
-        step: u64,
-        /// The value.
-        value: f64,
-        /// The last checkpoint written, if any.
-        checkpoint: Option<PathBuf>,
-    },
-    /// The run directory already holds a run.
-    #[error("{} already holds a run (last.mpk): pass --resume to continue it, or set another run.output_dir (e.g. --set run.output_dir=runs/new)", dir.display())]
-    RunExists {
-        /// The run directory.
-        dir: PathBuf,
-    },
-    /// `--resume` without a checkpoint.
-    #[error("--resume: no checkpoint {} to resume from", path.display())]
-    NothingToResume {
-        /// The missing file.
-        path: PathBuf,
-    },
+    /// Training, its checkpoints or its evaluation failed (ee-train).
+    #[error("{0}")]
+    Train(#[from] ee_train::TrainError),
     /// The config asks for a backend this binary was not built with.
     #[error("run.backend = \"{wanted}\" but this `ee` was built for {built}: use `cargo xtask train CONFIG` (it builds the right backend), or pass --set run.backend={built}")]
     Backend {
@@ -122,8 +90,11 @@ impl CliError {
         match self {
             CliError::Config(_)
             | CliError::Backend { .. }
-            | CliError::RunExists { .. }
-            | CliError::NothingToResume { .. }
+            | CliError::Train(
+                ee_train::TrainError::RunExists { .. }
+                | ee_train::TrainError::NothingToResume { .. }
+                | ee_train::TrainError::Config { .. },
+            )
             | CliError::Usage(_) => 2,
             _ => 1,
         }

@@ -1,6 +1,8 @@
-//! `ee-cli`: the `ee` command that trains and evaluates Embedding Expansion models, built on
-//! ee-data (sampler, images), ee-model (network), ee-loss (expansion + HPHN) and ee-eval
-//! (Recall@K).
+//! `ee-cli`: the `ee` command that trains and evaluates Embedding Expansion models. It is
+//! thin: it reads a TOML config and hands each crate its own settings: ee-data (datasets,
+//! sampler, images), ee-model (network), ee-loss (expansion + losses), ee-eval (Recall@K)
+//! and ee-train (the training loop, checkpoints, logs). Nothing here is needed to train from
+//! Rust; see ee-train.
 //!
 //! ```text
 //! ee train CONFIG [--set section.key=value ...] [--resume]
@@ -14,11 +16,11 @@
 //! ```
 //!
 //! The library half holds the pieces the binary wires together, each testable alone:
-//! [`config`] (TOML schema, overrides, validation), [`schedule`] (multi-step lr),
-//! [`events`] (TensorBoard files), [`metrics`] (metrics.jsonl), [`checkpoint`] (atomic
-//! checkpoints), [`network`] (backbone + head), [`train`], [`evaluate`], [`data_check`],
-//! [`embed`] (a checkpoint's network over images), [`embedding_set`] (embeddings files),
-//! [`search`] (top-k retrieval), [`viz`] (retrieval grids and training curves).
+//! [`config`] (TOML schema, overrides, validation, and the resolve step into each crate's
+//! `Config`), one module per command: [`train`], [`evaluate`], [`embed`] (a checkpoint's
+//! network over images), [`search`] (top-k retrieval), [`viz`] (retrieval grids and training
+//! curves), [`data_check`]; and [`dataset`] (opening the configured dataset),
+//! [`embedding_set`] (embeddings files), [`backend`] (the compiled backend).
 //!
 //! ```
 //! use ee_cli::config::RawConfig;
@@ -37,7 +39,6 @@
 compile_error!("ee-cli needs a backend feature: `flex` (CPU) or `cuda`");
 
 pub mod backend;
-pub mod checkpoint;
 pub mod config;
 pub mod data_check;
 pub mod dataset;
@@ -45,10 +46,6 @@ pub mod embed;
 pub mod embedding_set;
 pub mod error;
 pub mod evaluate;
-pub mod events;
-pub mod metrics;
-pub mod network;
-pub mod schedule;
 pub mod search;
 pub mod train;
 pub mod viz;

@@ -367,7 +367,7 @@ fn run(cli: Cli) -> Result<()> {
                 (Some(path), _, _) => {
                     let config = RawConfig::load(&path, &overrides)?.check()?;
                     let split = dataset_split(&config, split)?;
-                    let loader = ee_cli::train::loader_config(&config)
+                    let loader = ee_cli::config::resolve::loader_config(config.get())
                         .with_skip_unreadable(skip_unreadable)
                         .init(&split)?;
                     let list = ImageList::from_split(&split);

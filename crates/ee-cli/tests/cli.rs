@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ee_cli::checkpoint::CheckpointFile;
-use ee_cli::events::{decode_scalar, read_records};
+use ee_train::checkpoint::CheckpointFile;
+use ee_train::logging::tensorboard::{decode_scalar, read_records};
 
 mod common;
 use common::*;
@@ -361,7 +361,7 @@ fn base_lr_mult_scales_only_the_backbone() {
         let set = format!("optimizer.base_lr_mult={mult}");
         assert_ok(&ee(&["train", c, "--quiet", "--set", &set]));
         let raw = ee_cli::config::RawConfig::load(&config, &[set]).unwrap();
-        let initial = ee_cli::network::build_network::<Flex>(&raw, true, &device).unwrap();
+        let initial = ee_cli::config::resolve::build_model::<Flex>(&raw, true, &device).unwrap();
         let trained =
             TrainedNetwork::<Flex>::load(&dir.path().join("run/last.mpk"), &device).unwrap();
         for (part, before, after) in [

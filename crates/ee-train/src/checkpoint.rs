@@ -11,7 +11,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorde
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CliError, Result};
+use crate::error::{Result, TrainError};
 
 /// Version of the checkpoint layout.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -25,13 +25,17 @@ pub struct TrainingState {
     pub sampler: ee_data::SamplerState,
     /// Optimiser steps taken.
     pub global_step: u64,
-    /// Best test Recall@1 so far (0 before the first evaluation).
+    /// Best Recall@1 so far of the split that selects checkpoints (the test split, or the
+    /// validation classes when given); 0 before the first evaluation.
     pub best_recall1: f64,
     /// Epoch (1-based) of the best Recall@1.
     pub best_epoch: u64,
     /// Length in bytes of metrics.jsonl when the checkpoint was written; a resumed run
     /// truncates the file there, dropping lines of work the checkpoint does not hold.
     pub metrics_len: u64,
+    /// Test Recall@1 at the best epoch (checkpoints written before this field: `None`).
+    #[serde(default)]
+    pub test_recall1_at_best: Option<f64>,
 }
 
 /// The whole checkpoint file.
@@ -39,7 +43,10 @@ pub struct TrainingState {
 pub struct CheckpointFile {
     /// [`CHECKPOINT_VERSION`].
     pub version: u32,
-    /// The resolved run config (TOML).
+    /// The caller's description of the run ([`Trainer::with_run_description`]; the `ee`
+    /// binary stores its resolved TOML config), enough to rebuild the model.
+    ///
+    /// [`Trainer::with_run_description`]: crate::Trainer::with_run_description
     pub config: String,
     /// Counters and sampler position.
     pub state: TrainingState,
@@ -60,7 +67,7 @@ fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
 
 /// A burn record as bytes.
 pub fn record_bytes<B: Backend, R: Record<B>>(record: R, what: &Path) -> Result<Vec<u8>> {
-    Recorder::<B>::record(&recorder(), record, ()).map_err(|e| CliError::Checkpoint {
+    Recorder::<B>::record(&recorder(), record, ()).map_err(|e| TrainError::Checkpoint {
         path: what.into(),
         message: e.to_string(),
     })
@@ -72,7 +79,7 @@ pub fn record_from_bytes<B: Backend, R: Record<B>>(
     device: &B::Device,
     what: &Path,
 ) -> Result<R> {
-    Recorder::<B>::load(&recorder(), bytes, device).map_err(|e| CliError::Checkpoint {
+    Recorder::<B>::load(&recorder(), bytes, device).map_err(|e| TrainError::Checkpoint {
         path: what.into(),
         message: e.to_string(),
     })
@@ -89,7 +96,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -103,7 +110,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(CliError::io(path, e));
+        return Err(TrainError::io(path, e));
     }
     Ok(())
 }
@@ -111,7 +118,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 impl CheckpointFile {
     /// Writes the checkpoint atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = rmp_serde::to_vec_named(self).map_err(|e| CliError::Checkpoint {
+        let bytes = rmp_serde::to_vec_named(self).map_err(|e| TrainError::Checkpoint {
             path: path.into(),
             message: e.to_string(),
         })?;
@@ -120,14 +127,14 @@ impl CheckpointFile {
 
     /// Reads a checkpoint written by [`CheckpointFile::save`].
     pub fn load(path: &Path) -> Result<CheckpointFile> {
-        let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
         let file: CheckpointFile =
-            rmp_serde::from_slice(&bytes).map_err(|e| CliError::Checkpoint {
+            rmp_serde::from_slice(&bytes).map_err(|e| TrainError::Checkpoint {
                 path: path.into(),
                 message: format!("not an ee checkpoint ({e})"),
             })?;
         if file.version != CHECKPOINT_VERSION {
-            return Err(CliError::Checkpoint {
+            return Err(TrainError::Checkpoint {
                 path: path.into(),
                 message: format!(
                     "layout version {} (this ee reads {CHECKPOINT_VERSION})",
@@ -184,6 +191,7 @@ mod tests {
                 best_recall1: 0.5,
                 best_epoch: 2,
                 metrics_len: 123,
+                test_recall1_at_best: Some(0.4),
             },
             network: vec![1, 2, 3],
             backbone_optimizer: vec![4],

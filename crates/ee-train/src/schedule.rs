@@ -11,7 +11,7 @@
 //! so the first decayed iteration is the second one of a decay epoch.
 //!
 //! ```
-//! use ee_cli::schedule::MultiStepLr;
+//! use ee_train::schedule::MultiStepLr;
 //! let lr = MultiStepLr::from_epochs(1e-4, 0.5, &[400, 800], 24);
 //! assert_eq!(lr.steps(), &[9600, 19200]);
 //! assert_eq!(lr.at(9600), 1e-4);

@@ -15,12 +15,14 @@ use burn::module::{Module, Param};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_store::ModuleSnapshot;
 use ee_loss::PairLoss;
-use ee_model::{BackboneInit, GoogLeNet, GoogLeNetConfig};
+use ee_model::{Backbone, BackboneInit, EmbeddingModel, GoogLeNet, GoogLeNetConfig};
+use ee_train::optimizer_step;
 use serde::Deserialize;
 
-use super::{adam_config, adamw_config, optimizer_step};
+use crate::config::resolve::{build_model, optimizer_config};
 use crate::config::{RawConfig, RunConfig};
-use crate::network::{build_network, Backbone, Network};
+
+type Network<B> = EmbeddingModel<B>;
 
 type AD = Autodiff<Flex>;
 
@@ -68,7 +70,7 @@ fn read(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
 /// The network of the fixture's config, with PyTorch's weights of step `step`.
 fn load_network(dir: &Path, step: usize, config: &RunConfig) -> Network<AD> {
     let device = Default::default();
-    let mut network = build_network::<AD>(config.get(), false, &device).expect("valid network");
+    let mut network = build_model::<AD>(config.get(), false, &device).expect("valid network");
     let Backbone::GoogLeNet(backbone) = network.backbone else {
         panic!("the parity config uses GoogLeNet")
     };
@@ -232,15 +234,16 @@ fn trainer_step_matches_pytorch_step_by_step() {
     let device = Default::default();
     let loss = config.loss().init().expect("valid loss");
     let o = &config.get().optimizer;
+    let oc = optimizer_config(o);
 
     let mut network = load_network(&dir, 0, &config);
     let mut adam = (
-        adam_config(o).init::<AD, Network<AD>>(),
-        adam_config(o).init::<AD, Network<AD>>(),
+        oc.adam().init::<AD, Network<AD>>(),
+        oc.adam().init::<AD, Network<AD>>(),
     );
     let mut adamw = (
-        adamw_config(o).init::<AD, Network<AD>>(),
-        adamw_config(o).init::<AD, Network<AD>>(),
+        oc.adamw().init::<AD, Network<AD>>(),
+        oc.adamw().init::<AD, Network<AD>>(),
     );
     println!(
         "parity: {} steps, {} px, batch {} ({} x {}), {}, lr {} x {} (backbone), wd {}",

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use image::RgbImage;
 
-use crate::checkpoint::write_atomic;
 use crate::error::{CliError, Result};
+use ee_train::checkpoint::write_atomic;
 
 /// Encodes `image` as PNG and writes it to `path` atomically.
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
@@ -24,7 +24,7 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 /// The font pictures are written in (DejaVu Sans, see assets/DejaVu-LICENSE.txt), bundled

@@ -6,13 +6,14 @@
 //! {"kind":"eval","epoch":5,"step":120,"recall":{"1":0.61,"2":0.72},"best_recall1":0.61,"best_epoch":5}
 //! ```
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{CliError, Result};
+use crate::error::{Result, TrainError};
 
 /// A logged training step.
 #[derive(Debug, Clone, Serialize)]
@@ -31,15 +32,13 @@ pub struct TrainLine {
     pub lr: f64,
     /// Training throughput since the previous logged step.
     pub images_per_sec: f64,
-    /// Mean hardest-positive distance (HPHN only).
-    pub mean_positive_distance: Option<f64>,
-    /// Mean hardest-negative distance (HPHN only).
-    pub mean_negative_distance: Option<f64>,
     /// Fraction of anchors with a non-zero loss.
     pub active_fraction: f64,
-    /// Fraction of hardest negatives that are synthetic points, the paper's selection ratio
-    /// (HPHN only).
-    pub synthetic_negative_fraction: Option<f64>,
+    /// The loss's own statistics ([`ee_loss::LossOutput::diagnostics`]), as top-level
+    /// fields: HPHN's `mean_positive_distance`, `mean_negative_distance` and
+    /// `synthetic_negative_fraction`, the paper's selection ratio.
+    #[serde(flatten)]
+    pub diagnostics: BTreeMap<String, f64>,
 }
 
 /// An evaluation.
@@ -47,19 +46,23 @@ pub struct TrainLine {
 pub struct EvalLine {
     /// Always "eval".
     pub kind: &'static str,
+    /// `"validation"` for the held-out training classes that select the best checkpoint;
+    /// absent for the test split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<&'static str>,
     /// Epoch, 1-based.
     pub epoch: u64,
     /// Global step.
     pub step: u64,
     /// Recall@K by K.
-    pub recall: std::collections::BTreeMap<String, f64>,
+    pub recall: BTreeMap<String, f64>,
     /// MAP@R.
     pub map_at_r: Option<f64>,
     /// NMI (with `schedule.eval_clustering`).
     pub nmi: Option<f64>,
     /// Pairwise F1 (with `schedule.eval_clustering`).
     pub f1: Option<f64>,
-    /// Best Recall@1 so far.
+    /// Best Recall@1 so far (of the split that selects checkpoints).
     pub best_recall1: f64,
     /// Epoch of the best Recall@1.
     pub best_epoch: u64,
@@ -78,9 +81,9 @@ impl MetricsLog {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| CliError::io(path, e))?;
+            .map_err(|e| TrainError::io(path, e))?;
         if let Some(len) = keep {
-            file.set_len(len).map_err(|e| CliError::io(path, e))?;
+            file.set_len(len).map_err(|e| TrainError::io(path, e))?;
         }
         Ok(MetricsLog {
             path: path.into(),
@@ -94,7 +97,7 @@ impl MetricsLog {
         text.push('\n');
         self.file
             .write_all(text.as_bytes())
-            .map_err(|e| CliError::io(&self.path, e))
+            .map_err(|e| TrainError::io(&self.path, e))
     }
 
     /// Bytes written so far.
@@ -102,7 +105,7 @@ impl MetricsLog {
         Ok(self
             .file
             .metadata()
-            .map_err(|e| CliError::io(&self.path, e))?
+            .map_err(|e| TrainError::io(&self.path, e))?
             .len())
     }
 

@@ -13,10 +13,10 @@
 //!
 //! ```
 //! let dir = tempfile::tempdir().unwrap();
-//! let mut w = ee_cli::events::EventWriter::create(dir.path()).unwrap();
+//! let mut w = ee_train::logging::tensorboard::EventWriter::create(dir.path()).unwrap();
 //! w.scalar("loss", 0.25, 10).unwrap();
 //! w.flush().unwrap();
-//! let records = ee_cli::events::read_records(w.path()).unwrap();
+//! let records = ee_train::logging::tensorboard::read_records(w.path()).unwrap();
 //! assert_eq!(records.len(), 2); // file_version + one scalar
 //! ```
 

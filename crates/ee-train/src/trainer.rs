@@ -1,0 +1,661 @@
+//! [`Trainer`]: the training loop of METHOD.md sections 5-7, for any [`TrainModel`] and any
+//! [`PairLoss`].
+//!
+//! ```text
+//! sampler -> image pipeline -> model (train mode) -> Embedding Expansion -> pair loss
+//!   -> backward -> backbone at lr * base_lr_mult, the rest at lr (two optimisers)
+//!   -> multi-step lr decay in iterations -> every N epochs: Recall@K, best / last checkpoints
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
+use burn::tensor::backend::AutodiffBackend;
+use ee_data::{BatchPlan, LoaderConfig, SamplerConfig, SamplerState, Split};
+use ee_eval::EvalConfig;
+use ee_loss::PairLoss;
+use ee_model::Embed;
+
+use crate::checkpoint::{self, CheckpointFile, TrainingState, CHECKPOINT_VERSION};
+use crate::error::{Result, TrainError};
+use crate::eval::{evaluate, EvalSet, EvalSummary};
+use crate::logging::{
+    BatchDone, ConsoleLogger, EpochLog, EvalLog, EvalSplit, JsonlLogger, RunStart, StepLog,
+    TensorBoardLogger, TrainLogger,
+};
+use crate::model::TrainModel;
+use crate::optimizer::{optimizer_step, OptimizerConfig, OptimizerKind};
+use crate::schedule::MultiStepLr;
+
+/// Everything about a training run except the model, the loss and the data.
+///
+/// The run directory receives `metrics.jsonl`, `tensorboard/` event files, `last.mpk` (end
+/// of every epoch, and every `checkpoint_every_steps`) and `best.mpk` (best Recall@1 of the
+/// split that selects checkpoints). With `resume`, the run continues from `last.mpk`
+/// exactly: the sampler and the augmentation are keyed by (seed, epoch, batch), and the
+/// checkpoint holds the weights, BatchNorm statistics and both optimisers' moments.
+#[derive(Config, Debug)]
+pub struct TrainerConfig {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Optimiser and learning-rate schedule.
+    #[config(default = "OptimizerConfig::new()")]
+    pub optimizer: OptimizerConfig,
+    /// The classes x instances sampler. `require_even_instances` is set by the trainer: on
+    /// exactly when the loss expands (EE pairs rows).
+    #[config(default = "SamplerConfig::new()")]
+    pub sampler: SamplerConfig,
+    /// Image loading and augmentation of the training split.
+    #[config(default = "LoaderConfig::new()")]
+    pub loader: LoaderConfig,
+    /// What an evaluation scores; the first of `recall_ks` selects the best checkpoint.
+    #[config(default = "EvalConfig::new()")]
+    pub eval: EvalConfig,
+    /// Training epochs.
+    #[config(default = 4000)]
+    pub epochs: u64,
+    /// Evaluate every this many epochs (and after the last).
+    #[config(default = 5)]
+    pub eval_every_epochs: u64,
+    /// Batch size of the evaluation's forward passes.
+    #[config(default = 128)]
+    pub eval_batch_size: usize,
+    /// Also evaluate the untrained model once (logged as epoch 0, never "best").
+    #[config(default = false)]
+    pub eval_before_training: bool,
+    /// Log loss, lr and loss statistics every this many steps.
+    #[config(default = 10)]
+    pub log_every_steps: u64,
+    /// Also write `last.mpk` every this many steps within an epoch (0: at epoch ends only).
+    #[config(default = 0)]
+    pub checkpoint_every_steps: u64,
+    /// Seed of the sampler and the augmentation.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Continue the run of `run_dir` from its `last.mpk`.
+    #[config(default = false)]
+    pub resume: bool,
+    /// Hide progress bars (the per-epoch lines stay).
+    #[config(default = false)]
+    pub quiet: bool,
+}
+
+fn bad(field: &str, value: impl std::fmt::Display, rule: &str) -> TrainError {
+    TrainError::Config {
+        field: field.into(),
+        value: value.to_string(),
+        rule: rule.into(),
+    }
+}
+
+impl TrainerConfig {
+    /// Checks the settings the trainer owns (the sampler, loader and evaluation configs are
+    /// checked by their crates when the run starts).
+    pub fn check(&self) -> Result<()> {
+        self.optimizer.check()?;
+        if self.epochs == 0 {
+            return Err(bad("epochs", 0, "must be at least 1"));
+        }
+        if self.eval_every_epochs == 0 {
+            return Err(bad("eval_every_epochs", 0, "must be at least 1"));
+        }
+        if self.eval_batch_size == 0 {
+            return Err(bad("eval_batch_size", 0, "must be at least 1"));
+        }
+        if self.log_every_steps == 0 {
+            return Err(bad("log_every_steps", 0, "must be at least 1"));
+        }
+        if self.eval.recall_ks.is_empty() {
+            return Err(bad(
+                "eval.recall_ks",
+                "[]",
+                "needs at least one K: the first selects the best checkpoint",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the config and builds the trainer, with the default loggers: metrics.jsonl,
+    /// TensorBoard and the console.
+    pub fn init(&self) -> Result<Trainer> {
+        self.check()?;
+        Ok(Trainer {
+            config: self.clone(),
+            loggers: Vec::new(),
+            default_loggers: true,
+            description: None,
+            nan_at_step: None,
+        })
+    }
+}
+
+/// The data of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// The training split (sampled classes x instances, train augmentation).
+    pub train: &'a Split,
+    /// Scored at every evaluation; selects the best checkpoint unless `validation` is set.
+    pub test: &'a EvalSet,
+    /// Held-out training classes that select the best checkpoint instead of the test split
+    /// ("A Metric Learning Reality Check", Musgrave et al. 2020).
+    pub validation: Option<&'a EvalSet>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    /// Epochs trained in total.
+    pub epochs: u64,
+    /// Optimiser steps in total.
+    pub steps: u64,
+    /// Best Recall@1 of the selecting split (validation if given, else test).
+    pub best_recall1: f64,
+    /// Its epoch (0: no evaluation improved on 0).
+    pub best_epoch: u64,
+    /// Test Recall@1 at the best epoch (equal to `best_recall1` without validation).
+    pub test_recall1_at_best: Option<f64>,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// The trained model and the run's summary.
+#[derive(Debug)]
+pub struct Fitted<M> {
+    /// The model after the last step.
+    pub model: M,
+    /// What the run reports.
+    pub summary: TrainSummary,
+}
+
+/// Trains embedding models; made by [`TrainerConfig::init`].
+pub struct Trainer {
+    config: TrainerConfig,
+    loggers: Vec<Box<dyn TrainLogger>>,
+    default_loggers: bool,
+    description: Option<(String, String)>,
+    nan_at_step: Option<u64>,
+}
+
+impl Trainer {
+    /// The settings.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+
+    /// Adds a logger next to the default ones.
+    pub fn with_logger(mut self, logger: impl TrainLogger + 'static) -> Self {
+        self.loggers.push(Box::new(logger));
+        self
+    }
+
+    /// Drops the default loggers (metrics.jsonl, TensorBoard, console); only those added
+    /// with [`Trainer::with_logger`] remain.
+    pub fn without_default_loggers(mut self) -> Self {
+        self.default_loggers = false;
+        self
+    }
+
+    /// Describes the run in the caller's own terms (the `ee` binary: its resolved TOML
+    /// config): written to `run_dir/file_name` when the run starts and stored in every
+    /// checkpoint, so that the model can be rebuilt from a checkpoint alone. By default the
+    /// trainer's config, as JSON, in `trainer.json`.
+    pub fn with_run_description(mut self, file_name: &str, text: impl Into<String>) -> Self {
+        self.description = Some((file_name.into(), text.into()));
+        self
+    }
+
+    /// Poisons the loss with NaN at a global step (1-based): for testing how a run stops.
+    #[doc(hidden)]
+    pub fn with_nan_at_step(mut self, step: Option<u64>) -> Self {
+        self.nan_at_step = step;
+        self
+    }
+
+    fn description(&self) -> (String, String) {
+        self.description
+            .clone()
+            .unwrap_or_else(|| ("trainer.json".into(), self.config.to_string()))
+    }
+
+    /// Trains `model` with `loss` on `data`: `config.epochs` epochs, or the rest of them
+    /// when resuming (the model's weights are then replaced by the checkpoint's).
+    pub fn fit<B, M, L>(
+        &mut self,
+        model: M,
+        loss: &L,
+        data: TrainData<'_>,
+        device: &B::Device,
+    ) -> Result<Fitted<M>>
+    where
+        B: AutodiffBackend,
+        M: TrainModel<B>,
+        M::InnerModule: Embed<B::InnerBackend>,
+        L: PairLoss,
+    {
+        match self.config.optimizer.kind {
+            OptimizerKind::Adam => {
+                let make = || self.config.optimizer.adam().init::<B, M>();
+                let (backbone, head) = (make(), make());
+                self.run(model, loss, data, device, backbone, head)
+            }
+            OptimizerKind::Adamw => {
+                let make = || self.config.optimizer.adamw().init::<B, M>();
+                let (backbone, head) = (make(), make());
+                self.run(model, loss, data, device, backbone, head)
+            }
+        }
+    }
+
+    fn run<B, M, L, O>(
+        &mut self,
+        mut model: M,
+        loss: &L,
+        data: TrainData<'_>,
+        device: &B::Device,
+        mut backbone_optimizer: O,
+        mut head_optimizer: O,
+    ) -> Result<Fitted<M>>
+    where
+        B: AutodiffBackend,
+        M: TrainModel<B>,
+        M::InnerModule: Embed<B::InnerBackend>,
+        L: PairLoss,
+        O: Optimizer<M, B>,
+    {
+        let c = self.config.clone();
+        let run_dir = c.run_dir.clone();
+        let last = checkpoint::last_path(&run_dir);
+        let best = checkpoint::best_path(&run_dir);
+        if c.resume && !last.is_file() {
+            return Err(TrainError::NothingToResume { path: last });
+        }
+        if !c.resume && last.is_file() {
+            return Err(TrainError::RunExists { dir: run_dir });
+        }
+
+        let sampler = c
+            .sampler
+            .clone()
+            .with_require_even_instances(loss.expansion().n_inner_pts() > 0)
+            .init(&data.train.labels(), c.seed)?;
+        let train_loader = c.loader.init(data.train)?;
+        let batches_per_epoch = sampler.batches_per_epoch();
+        let schedule = MultiStepLr::from_epochs(
+            c.optimizer.lr,
+            c.optimizer.lr_decay_factor,
+            &c.optimizer.lr_decay_epochs,
+            batches_per_epoch,
+        );
+        let (description_file, description) = self.description();
+
+        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+        let mut state = TrainingState {
+            sampler: SamplerState {
+                seed: c.seed,
+                epoch: 0,
+                next_batch: 0,
+            },
+            global_step: 0,
+            best_recall1: 0.0,
+            best_epoch: 0,
+            metrics_len: 0,
+            test_recall1_at_best: None,
+        };
+        let mut keep_metrics = Some(0);
+        if c.resume {
+            let file = CheckpointFile::load(&last)?;
+            if file.state.sampler.seed != c.seed {
+                return Err(TrainError::Checkpoint {
+                    path: last,
+                    message: format!(
+                        "was written with run.seed = {}, the config says {}",
+                        file.state.sampler.seed, c.seed
+                    ),
+                });
+            }
+            model = model.load_record(checkpoint::record_from_bytes::<B, _>(
+                file.network,
+                device,
+                &last,
+            )?);
+            backbone_optimizer =
+                backbone_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
+                    file.backbone_optimizer,
+                    device,
+                    &last,
+                )?);
+            head_optimizer = head_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
+                file.head_optimizer,
+                device,
+                &last,
+            )?);
+            state = file.state;
+            keep_metrics = Some(state.metrics_len);
+        }
+        checkpoint::write_atomic(&run_dir.join(&description_file), description.as_bytes())?;
+
+        let mut loggers: Vec<Box<dyn TrainLogger>> = Vec::new();
+        if self.default_loggers {
+            loggers.push(Box::new(JsonlLogger::open(
+                &run_dir.join("metrics.jsonl"),
+                keep_metrics,
+            )?));
+            loggers.push(Box::new(TensorBoardLogger::create(
+                &run_dir.join("tensorboard"),
+            )?));
+            loggers.push(Box::new(ConsoleLogger::new(c.quiet)));
+        }
+        loggers.append(&mut self.loggers);
+        let mut run = Run {
+            loggers,
+            description,
+            last_checkpoint: c.resume.then(|| last.clone()),
+        };
+        let result = (|| -> Result<M> {
+            run.each(|l| {
+                l.start(&RunStart {
+                    epochs: c.epochs,
+                    batches_per_epoch,
+                    batch_size: sampler.batch_size(),
+                    instances_per_class: sampler.instances_per_class(),
+                    train_images: train_loader.len(),
+                    train_classes: data.train.num_classes(),
+                    test: data.test.describe("test"),
+                    validation: data.validation.map(|v| v.describe("validation")),
+                    run_dir: &run_dir,
+                    resumed: c.resume.then_some((
+                        state.sampler.epoch + 1,
+                        state.sampler.next_batch,
+                        state.global_step,
+                        state.best_recall1,
+                    )),
+                })
+            })?;
+
+            if c.eval_before_training && state.global_step == 0 {
+                let valid = model.valid();
+                for (set, split) in eval_sets(data) {
+                    let summary =
+                        evaluate(&valid, set, &c.eval, c.eval_batch_size, c.quiet, device)?;
+                    run.log_eval(&summary, split, 0, &state)?;
+                }
+            }
+
+            while state.sampler.epoch < c.epochs {
+                let epoch = state.sampler.epoch;
+                run.loggers.iter_mut().for_each(|l| {
+                    l.epoch_start(
+                        epoch + 1,
+                        c.epochs,
+                        batches_per_epoch,
+                        state.sampler.next_batch,
+                    )
+                });
+                let plan = BatchPlan::train(&sampler, state.sampler)?;
+                let epoch_start = Instant::now();
+                let mut since_log = Instant::now();
+                let mut images_since_log = 0usize;
+                let mut epoch_images = 0usize;
+                let mut last_loss = f64::NAN;
+                let mut last_lr = schedule.at(state.global_step);
+                for batch in train_loader.iter::<B>(plan, device) {
+                    let batch = batch?;
+                    let iteration = epoch * batches_per_epoch as u64 + batch.batch_index as u64;
+                    let lr = schedule.at(iteration);
+                    let rows = batch.class_ids.len();
+                    let embeddings = model.embed(batch.images);
+                    let log_now = (batch.batch_index as u64).is_multiple_of(c.log_every_steps);
+                    // Embedding Expansion, then the loss on real and synthetic points.
+                    let expanded = loss.expansion().expand(embeddings, batch.labels)?;
+                    let output = loss.forward_expanded(&expanded);
+                    let step = iteration + 1;
+                    let mut trained = output.loss.clone();
+                    if self.nan_at_step == Some(step) {
+                        trained = trained.add_scalar(f32::NAN);
+                    }
+                    let loss_sum = scalar(trained.clone());
+                    if !loss_sum.is_finite() {
+                        return Err(TrainError::NonFiniteLoss {
+                            epoch: epoch + 1,
+                            step,
+                            value: loss_sum,
+                            checkpoint: run.last_checkpoint.clone(),
+                        });
+                    }
+                    let stats = log_now.then(|| output.stats());
+                    let mean_loss = match &stats {
+                        Some(s) => s.mean_per_anchor,
+                        None => scalar(output.per_anchor.clone().detach().mean()),
+                    };
+
+                    model = optimizer_step(
+                        model,
+                        trained,
+                        lr,
+                        c.optimizer.base_lr_mult,
+                        &mut backbone_optimizer,
+                        &mut head_optimizer,
+                    );
+
+                    state.global_step = step;
+                    state.sampler = sampler.state_after(epoch, batch.batch_index);
+                    images_since_log += rows;
+                    epoch_images += rows;
+                    last_loss = mean_loss;
+                    last_lr = lr;
+                    if let Some(stats) = stats {
+                        let images_per_sec =
+                            images_since_log as f64 / since_log.elapsed().as_secs_f64().max(1e-9);
+                        since_log = Instant::now();
+                        images_since_log = 0;
+                        let log = StepLog {
+                            epoch: epoch + 1,
+                            step,
+                            loss: mean_loss,
+                            loss_sum,
+                            lr,
+                            images_per_sec,
+                            active_fraction: stats.active_fraction,
+                            diagnostics: &stats.diagnostics,
+                        };
+                        run.each(|l| l.step(&log))?;
+                    }
+                    let done = BatchDone {
+                        epoch: epoch + 1,
+                        batch: batch.batch_index,
+                        loss: mean_loss,
+                        lr,
+                        images_per_sec: epoch_images as f64
+                            / epoch_start.elapsed().as_secs_f64().max(1e-9),
+                    };
+                    run.loggers.iter_mut().for_each(|l| l.batch(&done));
+                    if c.checkpoint_every_steps > 0
+                        && step.is_multiple_of(c.checkpoint_every_steps)
+                        && state.sampler.next_batch != 0
+                    {
+                        run.save(
+                            &model,
+                            &backbone_optimizer,
+                            &head_optimizer,
+                            &mut state,
+                            &last,
+                        )?;
+                    }
+                }
+                let seconds = epoch_start.elapsed().as_secs_f64();
+                let log = EpochLog {
+                    epoch: epoch + 1,
+                    epochs: c.epochs,
+                    loss: last_loss,
+                    lr: last_lr,
+                    images_per_sec: epoch_images as f64 / seconds.max(1e-9),
+                    seconds,
+                };
+                run.each(|l| l.epoch(&log))?;
+                state.sampler = SamplerState {
+                    seed: c.seed,
+                    epoch: epoch + 1,
+                    next_batch: 0,
+                };
+
+                let finished = epoch + 1;
+                if finished.is_multiple_of(c.eval_every_epochs) || finished == c.epochs {
+                    let valid = model.valid();
+                    let k = c.eval.recall_ks[0];
+                    let mut test_r1 = None;
+                    let mut improved = false;
+                    // Validation (when given) first: it decides "best" for both lines.
+                    let mut sets = eval_sets(data);
+                    sets.reverse();
+                    for (set, split) in sets {
+                        let summary =
+                            evaluate(&valid, set, &c.eval, c.eval_batch_size, c.quiet, device)?;
+                        let r1 = summary.report.recall(k).unwrap_or(0.0);
+                        if split == EvalSplit::Test {
+                            test_r1 = Some(r1);
+                        }
+                        let selects = split == EvalSplit::Validation || data.validation.is_none();
+                        if selects && r1 > state.best_recall1 {
+                            improved = true;
+                            state.best_recall1 = r1;
+                            state.best_epoch = finished;
+                        }
+                        if split == EvalSplit::Test && improved {
+                            state.test_recall1_at_best = test_r1;
+                        }
+                        run.log_eval(&summary, split, finished, &state)?;
+                    }
+                    if improved {
+                        run.save(
+                            &model,
+                            &backbone_optimizer,
+                            &head_optimizer,
+                            &mut state,
+                            &best,
+                        )?;
+                    }
+                }
+                run.save(
+                    &model,
+                    &backbone_optimizer,
+                    &head_optimizer,
+                    &mut state,
+                    &last,
+                )?;
+            }
+            run.each(|l| l.flush())?;
+            Ok(model)
+        })();
+        let model = match result {
+            Ok(model) => model,
+            Err(e) => {
+                run.loggers.iter_mut().for_each(|l| l.abort());
+                return Err(e);
+            }
+        };
+        Ok(Fitted {
+            model,
+            summary: TrainSummary {
+                epochs: c.epochs,
+                steps: state.global_step,
+                best_recall1: state.best_recall1,
+                best_epoch: state.best_epoch,
+                test_recall1_at_best: state.test_recall1_at_best,
+                run_dir,
+            },
+        })
+    }
+}
+
+/// The evaluation sets in logging order: test, then validation.
+fn eval_sets<'a>(data: TrainData<'a>) -> Vec<(&'a EvalSet, EvalSplit)> {
+    let mut sets = vec![(data.test, EvalSplit::Test)];
+    if let Some(v) = data.validation {
+        sets.push((v, EvalSplit::Validation));
+    }
+    sets
+}
+
+/// A `[1]` tensor's value as f64 (through `TensorData`, without rounding).
+fn scalar<B: burn::tensor::backend::Backend>(t: burn::tensor::Tensor<B, 1>) -> f64 {
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .map_or(f64::NAN, |v| v[0])
+}
+
+struct Run {
+    loggers: Vec<Box<dyn TrainLogger>>,
+    description: String,
+    last_checkpoint: Option<PathBuf>,
+}
+
+impl Run {
+    fn each(&mut self, mut f: impl FnMut(&mut dyn TrainLogger) -> Result<()>) -> Result<()> {
+        for logger in &mut self.loggers {
+            f(logger.as_mut())?;
+        }
+        Ok(())
+    }
+
+    fn log_eval(
+        &mut self,
+        summary: &EvalSummary,
+        split: EvalSplit,
+        epoch: u64,
+        state: &TrainingState,
+    ) -> Result<()> {
+        let log = EvalLog {
+            epoch,
+            step: state.global_step,
+            split,
+            report: &summary.report,
+            seconds: summary.seconds,
+            best_recall1: state.best_recall1,
+            best_epoch: state.best_epoch,
+        };
+        self.each(|l| l.eval(&log))
+    }
+
+    fn save<B, M, O>(
+        &mut self,
+        model: &M,
+        backbone_optimizer: &O,
+        head_optimizer: &O,
+        state: &mut TrainingState,
+        path: &Path,
+    ) -> Result<()>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+    {
+        self.each(|l| l.flush())?;
+        let mut mark = None;
+        for logger in &mut self.loggers {
+            if let Some(m) = logger.mark()? {
+                mark.get_or_insert(m);
+            }
+        }
+        state.metrics_len = mark.unwrap_or(0);
+        let file = CheckpointFile {
+            version: CHECKPOINT_VERSION,
+            config: self.description.clone(),
+            state: state.clone(),
+            network: checkpoint::module_bytes::<B, _>(model, path)?,
+            backbone_optimizer: checkpoint::record_bytes::<B, _>(
+                backbone_optimizer.to_record(),
+                path,
+            )?,
+            head_optimizer: checkpoint::record_bytes::<B, _>(head_optimizer.to_record(), path)?,
+        };
+        file.save(path)?;
+        if path.file_name() == Some(std::ffi::OsStr::new("last.mpk")) {
+            self.last_checkpoint = Some(path.to_path_buf());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,411 @@
+//! The trainer end to end on generated data: a few steps of tiny models, exact resume, a NaN
+//! stop, a user-defined model and loss, validation-class selection and bad settings.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{module::adaptive_avg_pool2d, Tensor};
+use ee_data::{formats, Dataset, LoaderConfig, SamplerConfig, SynthOptions};
+use ee_eval::EvalConfig;
+use ee_loss::{
+    EmbeddingExpansion, EmbeddingExpansionConfig, ExpandedBatch, HphnTripletLossConfig, LossOutput,
+    PairLoss,
+};
+use ee_model::{
+    l2_normalize, BackboneInit, BackboneKind, Embed, EmbeddingModel, EmbeddingModelConfig,
+};
+use ee_train::checkpoint::CheckpointFile;
+use ee_train::{EvalSet, TrainData, TrainError, TrainModel, TrainerConfig};
+
+type B = Autodiff<Flex>;
+
+fn dataset(root: &Path) -> Dataset {
+    let synth = SynthOptions::new()
+        .with_num_classes(8)
+        .with_images_per_class(8)
+        .with_width(24)
+        .with_height(24);
+    let written = ee_data::write_synthetic_dataset(root, &synth).unwrap();
+    let dir = &written.cars196_dir;
+    formats::read_meta_dataset(dir, &dir.join("train.txt"), &dir.join("test.txt")).unwrap()
+}
+
+fn loader() -> LoaderConfig {
+    LoaderConfig::new().with_image_size(16)
+}
+
+/// 4 train classes x 8 images; batches of 2 classes x 4, 2 batches per epoch.
+fn trainer(run_dir: &Path, epochs: u64) -> TrainerConfig {
+    TrainerConfig::new(run_dir.to_path_buf())
+        .with_sampler(
+            SamplerConfig::new()
+                .with_batch_size(8)
+                .with_instances_per_class(4)
+                .with_epoch_size(Some(16)),
+        )
+        .with_loader(loader())
+        .with_eval(EvalConfig::new().with_recall_ks(vec![1, 2]))
+        .with_epochs(epochs)
+        .with_eval_every_epochs(1)
+        .with_eval_batch_size(16)
+        .with_log_every_steps(1)
+        .with_quiet(true)
+}
+
+/// The small CNN with seeded (ChaCha) weights: Kaiming would draw from the backend's global
+/// RNG, which tests running in parallel share.
+fn small_cnn() -> EmbeddingModel<B> {
+    EmbeddingModelConfig::new()
+        .with_backbone(Some(BackboneKind::SmallCnn))
+        .with_init(Some(BackboneInit::Torchvision))
+        .with_embed_dim(8)
+        .with_seed(3)
+        .init::<B>(&Default::default())
+        .unwrap()
+}
+
+fn hphn() -> ee_loss::HphnTripletLoss {
+    HphnTripletLossConfig::new().init().unwrap()
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn params<M: Module<B>>(model: &M) -> Vec<Vec<f32>> {
+    use burn::module::ModuleVisitor;
+    struct Collect(Vec<Vec<f32>>);
+    impl ModuleVisitor<B> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            self.0.push(param.val().into_data().to_vec().unwrap());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
+}
+
+#[test]
+fn trains_a_small_cnn_and_writes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let run = dir.path().join("run");
+    let mut t = trainer(&run, 2).init().unwrap();
+    let before = params(&small_cnn());
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    let fitted = t
+        .fit(small_cnn(), &hphn(), train, &Default::default())
+        .unwrap();
+    assert_eq!((fitted.summary.epochs, fitted.summary.steps), (2, 4));
+    assert!(params(&fitted.model) != before, "the weights did not move");
+    assert!(fitted.summary.best_epoch >= 1);
+    for file in ["last.mpk", "best.mpk", "trainer.json", "metrics.jsonl"] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let metrics = lines(&run.join("metrics.jsonl"));
+    let train_lines: Vec<_> = metrics.iter().filter(|l| l["kind"] == "train").collect();
+    assert_eq!(train_lines.len(), 4);
+    for line in &train_lines {
+        // HPHN reports its mining through the generic diagnostics.
+        let fraction = line["synthetic_negative_fraction"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&fraction), "{line}");
+        assert!(line["mean_positive_distance"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(metrics.iter().filter(|l| l["kind"] == "eval").count(), 2);
+    let last = CheckpointFile::load(&run.join("last.mpk")).unwrap();
+    assert_eq!(last.state.global_step, 4);
+    assert_eq!(
+        last.state.metrics_len,
+        std::fs::metadata(run.join("metrics.jsonl")).unwrap().len()
+    );
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    let device = Default::default();
+
+    let straight = dir.path().join("straight");
+    let a = trainer(&straight, 3)
+        .init()
+        .unwrap()
+        .fit(small_cnn(), &hphn(), train, &device)
+        .unwrap();
+
+    let split = dir.path().join("split");
+    trainer(&split, 1)
+        .init()
+        .unwrap()
+        .fit(small_cnn(), &hphn(), train, &device)
+        .unwrap();
+    // A fresh model: every weight, statistic and moment must come from last.mpk.
+    let fresh = EmbeddingModelConfig::new()
+        .with_backbone(Some(BackboneKind::SmallCnn))
+        .with_init(Some(BackboneInit::Torchvision))
+        .with_embed_dim(8)
+        .with_seed(99)
+        .init::<B>(&device)
+        .unwrap();
+    let b = trainer(&split, 3)
+        .with_resume(true)
+        .init()
+        .unwrap()
+        .fit(fresh, &hphn(), train, &device)
+        .unwrap();
+    assert_eq!(a.summary.steps, b.summary.steps);
+    assert!(
+        params(&a.model) == params(&b.model),
+        "resumed weights differ"
+    );
+    let losses = |run: &Path| -> Vec<f64> {
+        lines(&run.join("metrics.jsonl"))
+            .iter()
+            .filter(|l| l["kind"] == "train")
+            .map(|l| l["loss_sum"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(losses(&straight), losses(&split));
+}
+
+/// A 16 px image pooled to 2 x 2, one linear layer: a user's own model.
+#[derive(Module, Debug)]
+struct Tiny<B: Backend> {
+    linear: Linear<B>,
+}
+
+impl<B: Backend> Embed<B> for Tiny<B> {
+    fn embed(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let n = images.dims()[0];
+        l2_normalize(
+            self.linear
+                .forward(adaptive_avg_pool2d(images, [2, 2]).reshape([n, 12])),
+        )
+    }
+}
+
+impl<B: AutodiffBackend> TrainModel<B> for Tiny<B> {}
+
+fn tiny() -> Tiny<B> {
+    Tiny {
+        linear: LinearConfig::new(12, 6).init(&Default::default()),
+    }
+}
+
+/// A user's loss: the mean distance between original points of the same class, with the
+/// number of calls as a diagnostic, and NaN from call `nan_from` on.
+struct Pull {
+    expansion: EmbeddingExpansion,
+    calls: Cell<u32>,
+    nan_from: u32,
+}
+
+impl PairLoss for Pull {
+    fn expansion(&self) -> &EmbeddingExpansion {
+        &self.expansion
+    }
+
+    fn forward_expanded<B: Backend>(&self, batch: &ExpandedBatch<B>) -> LossOutput<B> {
+        self.calls.set(self.calls.get() + 1);
+        let b = batch.batch_size();
+        let d = batch.distance_matrix().slice([0..b, 0..b]);
+        let per_anchor = d.mean_dim(1).reshape([b]);
+        let per_anchor = if self.calls.get() >= self.nan_from {
+            per_anchor.add_scalar(f32::NAN)
+        } else {
+            per_anchor
+        };
+        let calls = Tensor::<B, 1>::from_floats([self.calls.get() as f32], &per_anchor.device());
+        LossOutput::new(per_anchor.clone().mean(), per_anchor).with_diagnostic("calls", calls)
+    }
+}
+
+#[test]
+fn a_user_model_and_loss_train_and_report_their_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let run = dir.path().join("run");
+    let loss = Pull {
+        expansion: EmbeddingExpansionConfig::new().with_n_inner_pts(0).init(),
+        calls: Cell::new(0),
+        nan_from: u32::MAX,
+    };
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    let before = params(&tiny());
+    let fitted = trainer(&run, 2)
+        .init()
+        .unwrap()
+        .fit(tiny(), &loss, train, &Default::default());
+    let fitted = fitted.unwrap();
+    assert_eq!(loss.calls.get(), 4);
+    assert!(params(&fitted.model) != before, "the weights did not move");
+    let calls: Vec<f64> = lines(&run.join("metrics.jsonl"))
+        .iter()
+        .filter(|l| l["kind"] == "train")
+        .map(|l| l["calls"].as_f64().unwrap())
+        .collect();
+    assert_eq!(calls, vec![1.0, 2.0, 3.0, 4.0]);
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let run = dir.path().join("run");
+    let loss = Pull {
+        expansion: EmbeddingExpansionConfig::new().with_n_inner_pts(2).init(),
+        calls: Cell::new(0),
+        nan_from: 4,
+    };
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    let err = trainer(&run, 3)
+        .init()
+        .unwrap()
+        .fit(tiny(), &loss, train, &Default::default())
+        .unwrap_err();
+    match &err {
+        TrainError::NonFiniteLoss {
+            epoch: 2,
+            step: 4,
+            checkpoint: Some(path),
+            ..
+        } => {
+            assert_eq!(path, &run.join("last.mpk"));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("lower optimizer.lr, then `--resume`"),
+        "{err}"
+    );
+    let last = CheckpointFile::load(&run.join("last.mpk")).unwrap();
+    assert_eq!(
+        last.state.global_step, 2,
+        "the epoch-1 checkpoint is intact"
+    );
+}
+
+#[test]
+fn validation_classes_select_the_best_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    // 4 train classes: the two highest held out, 2 left to train on (batches of 2 classes).
+    let (train_split, held) = data.train.clone().hold_out_classes(2).unwrap();
+    assert_eq!(
+        (train_split.classes(), held.classes()),
+        (vec![0, 1], vec![2, 3])
+    );
+    let validation = EvalSet::SelfRetrieval(loader().init(&held).unwrap());
+    let run = dir.path().join("run");
+    let train = TrainData {
+        train: &train_split,
+        test: &test,
+        validation: Some(&validation),
+    };
+    let fitted = trainer(&run, 2)
+        .with_eval_before_training(true)
+        .init()
+        .unwrap()
+        .fit(small_cnn(), &hphn(), train, &Default::default())
+        .unwrap();
+    let evals: Vec<_> = lines(&run.join("metrics.jsonl"))
+        .into_iter()
+        .filter(|l| l["kind"] == "eval")
+        .collect();
+    // Before training and after each epoch: the test line, then the validation line.
+    assert_eq!(evals.len(), 6);
+    let validation_lines: Vec<_> = evals
+        .iter()
+        .filter(|l| l["split"] == "validation")
+        .collect();
+    assert_eq!(validation_lines.len(), 3);
+    let best_validation = validation_lines[1..]
+        .iter()
+        .map(|l| l["recall"]["1"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(fitted.summary.best_recall1, best_validation);
+    let best_epoch = fitted.summary.best_epoch as usize;
+    if best_epoch > 0 {
+        let test_at_best = evals
+            .iter()
+            .filter(|l| l.get("split").is_none() && l["epoch"] == best_epoch)
+            .map(|l| l["recall"]["1"].as_f64().unwrap())
+            .next();
+        assert_eq!(fitted.summary.test_recall1_at_best, test_at_best);
+    }
+}
+
+#[test]
+fn bad_settings_and_existing_runs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let err = trainer(&run, 0).init().err().unwrap().to_string();
+    assert_eq!(
+        err,
+        "invalid trainer config: epochs = 0: must be at least 1"
+    );
+    let err = trainer(&run, 1)
+        .with_optimizer(ee_train::OptimizerConfig::new().with_lr(-1.0))
+        .init()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("optimizer.lr = -1"), "{err}");
+
+    let data = dataset(&dir.path().join("data"));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    let err = trainer(&run, 1)
+        .with_resume(true)
+        .init()
+        .unwrap()
+        .fit(tiny(), &hphn(), train, &Default::default())
+        .unwrap_err();
+    assert!(matches!(err, TrainError::NothingToResume { .. }), "{err}");
+    trainer(&run, 1)
+        .init()
+        .unwrap()
+        .fit(tiny(), &hphn(), train, &Default::default())
+        .unwrap();
+    let err = trainer(&run, 1)
+        .init()
+        .unwrap()
+        .fit(tiny(), &hphn(), train, &Default::default())
+        .unwrap_err();
+    assert!(matches!(err, TrainError::RunExists { .. }), "{err}");
+}
