@@ -129,10 +129,7 @@ impl EmbeddingSet {
     pub fn save(&self, path: &Path) -> Result<()> {
         match SetLayout::of(path)? {
             SetLayout::Npy => {
-                write_atomic(
-                    path,
-                    &npy_bytes(&self.embeddings).map_err(|e| CliError::io(path, e))?,
-                )?;
+                write_atomic(path, &npy_bytes(&self.embeddings))?;
                 let index = index_path(path);
                 Ok(write_atomic(&index, &self.index_csv(&index)?)?)
             }
@@ -206,18 +203,9 @@ impl EmbeddingSet {
     }
 }
 
-/// A `[rows, dim]` f32 matrix as the bytes of a version 1.0 `.npy` file.
-pub fn npy_bytes(matrix: &EmbeddingMatrix) -> std::io::Result<Vec<u8>> {
-    use npyz::WriterBuilder;
-    let mut bytes = Vec::new();
-    let mut writer = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(&[matrix.rows() as u64, matrix.dim() as u64])
-        .writer(&mut bytes)
-        .begin_nd()?;
-    writer.extend(matrix.as_slice().iter().copied())?;
-    writer.finish()?;
-    Ok(bytes)
+/// A `[rows, dim]` f32 matrix as the bytes of a version 1.0 `.npy` file (ee-core's writer).
+pub fn npy_bytes(matrix: &EmbeddingMatrix) -> Vec<u8> {
+    ee_core::npy::matrix_bytes(matrix.as_slice(), matrix.rows(), matrix.dim())
 }
 
 fn read_index_csv(path: &Path, rows: usize) -> Result<(Vec<String>, Vec<Option<String>>)> {
@@ -360,7 +348,7 @@ mod tests {
     #[test]
     fn npy_bytes_follow_the_format_specification() {
         let s = set(3, 5);
-        let bytes = npy_bytes(&s.embeddings).unwrap();
+        let bytes = npy_bytes(&s.embeddings);
         assert_eq!(&bytes[..6], b"\x93NUMPY");
         assert_eq!((bytes[6], bytes[7]), (1, 0), "version 1.0");
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;

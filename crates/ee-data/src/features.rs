@@ -8,12 +8,10 @@
 //! - NumPy: a 2-D `.npy` of features (`float32` or `float64`, C or Fortran order) and a 1-D
 //!   `.npy` of integer labels of the same length.
 
-use std::io::BufReader;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use npyz::{TypeChar, WriterBuilder};
 
 use crate::error::{DataError, Result};
 
@@ -191,120 +189,28 @@ pub fn write_features_csv(path: &Path, set: &FeatureSet) -> Result<()> {
     writer.flush().map_err(|e| DataError::io(path, e))
 }
 
-/// Reads a 2-D features `.npy` (`float32`/`float64`) and a 1-D integer labels `.npy`.
-pub fn read_features_npy(features_path: &Path, labels_path: &Path) -> Result<FeatureSet> {
-    let file = open_npy(features_path)?;
-    let shape = file.shape().to_vec();
-    if shape.len() != 2 {
-        return Err(DataError::format(
-            features_path,
-            format!("features must be a 2-D array [rows, dim], found shape {shape:?}"),
-        ));
+fn npy_error(e: ee_core::npy::NpyError) -> DataError {
+    match e.io {
+        Some(io) => DataError::io(e.path, io),
+        None => DataError::format(&e.path, e.reason),
     }
-    let (rows, dim) = (shape[0] as usize, shape[1] as usize);
-    let fortran = file.order() == npyz::Order::Fortran;
-    let npyz::DType::Plain(ty) = file.dtype() else {
-        return Err(DataError::format(
-            features_path,
-            "features must be float32 or float64",
-        ));
-    };
-    let read_err =
-        |e: std::io::Error| DataError::format(features_path, format!("cannot read data: {e}"));
-    let mut values: Vec<f32> = match (ty.type_char(), ty.size_field()) {
-        (TypeChar::Float, 4) => file.into_vec::<f32>().map_err(read_err)?,
-        (TypeChar::Float, 8) => file
-            .into_vec::<f64>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
-        _ => {
-            return Err(DataError::format(
-                features_path,
-                format!("features must be float32 or float64, found dtype {ty}"),
-            ))
-        }
-    };
-    if fortran {
-        let mut c_order = vec![0.0; values.len()];
-        for r in 0..rows {
-            for c in 0..dim {
-                c_order[r * dim + c] = values[c * rows + r];
-            }
-        }
-        values = c_order;
-    }
+}
 
-    let file = open_npy(labels_path)?;
-    let shape = file.shape().to_vec();
-    if shape.len() != 1 || shape[0] as usize != rows {
+/// Reads a 2-D features `.npy` (`float32`/`float64`, C or Fortran order) and a 1-D integer
+/// labels `.npy`, through ee-core's reader.
+pub fn read_features_npy(features_path: &Path, labels_path: &Path) -> Result<FeatureSet> {
+    let m = ee_core::npy::read_matrix(features_path).map_err(npy_error)?;
+    let wide = ee_core::npy::read_labels(labels_path).map_err(npy_error)?;
+    if wide.len() != m.rows {
         return Err(DataError::format(
             labels_path,
-            format!("labels must be a 1-D array of {rows} entries (one per feature row), found shape {shape:?}"),
+            format!(
+                "labels must be a 1-D array of {} entries (one per feature row), found {}",
+                m.rows,
+                wide.len()
+            ),
         ));
     }
-    let npyz::DType::Plain(ty) = file.dtype() else {
-        return Err(DataError::format(labels_path, "labels must be integers"));
-    };
-    let read_err =
-        |e: std::io::Error| DataError::format(labels_path, format!("cannot read data: {e}"));
-    let wide: Vec<i128> = match (ty.type_char(), ty.size_field()) {
-        (TypeChar::Int, 1) => file
-            .into_vec::<i8>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        (TypeChar::Int, 2) => file
-            .into_vec::<i16>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        (TypeChar::Int, 4) => file
-            .into_vec::<i32>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        (TypeChar::Int, 8) => file
-            .into_vec::<i64>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        (TypeChar::Uint, 1) => file
-            .into_vec::<u8>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        (TypeChar::Uint, 2) => file
-            .into_vec::<u16>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        (TypeChar::Uint, 4) => file
-            .into_vec::<u32>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        (TypeChar::Uint, 8) => file
-            .into_vec::<u64>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(i128::from)
-            .collect(),
-        _ => {
-            return Err(DataError::format(
-                labels_path,
-                format!("labels must be integers, found dtype {ty}"),
-            ))
-        }
-    };
     let mut labels = Vec::with_capacity(wide.len());
     for (i, v) in wide.into_iter().enumerate() {
         labels.push(u32::try_from(v).map_err(|_| {
@@ -314,7 +220,12 @@ pub fn read_features_npy(features_path: &Path, labels_path: &Path) -> Result<Fea
             )
         })?);
     }
-    FeatureSet::new(values, dim, labels, &features_path.display().to_string())
+    FeatureSet::new(
+        m.values,
+        m.cols,
+        labels,
+        &features_path.display().to_string(),
+    )
 }
 
 /// Writes a feature set as `float32` features `[rows, dim]` and `int64` labels `[rows]`.
@@ -323,36 +234,11 @@ pub fn write_features_npy(
     labels_path: &Path,
     set: &FeatureSet,
 ) -> Result<()> {
-    let write = |path: &Path, f: &dyn Fn(std::fs::File) -> std::io::Result<()>| {
-        let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
-        f(file).map_err(|e| DataError::io(path, e))
-    };
-    let rows = set.len() as u64;
-    let dim = set.dim as u64;
-    write(features_path, &|file| {
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[rows, dim])
-            .writer(std::io::BufWriter::new(file))
-            .begin_nd()?;
-        w.extend(set.features.iter().copied())?;
-        w.finish()
-    })?;
-    write(labels_path, &|file| {
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[rows])
-            .writer(std::io::BufWriter::new(file))
-            .begin_nd()?;
-        w.extend(set.labels.iter().map(|&l| i64::from(l)))?;
-        w.finish()
-    })
-}
-
-fn open_npy(path: &Path) -> Result<npyz::NpyFile<BufReader<std::fs::File>>> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    npyz::NpyFile::new(BufReader::new(file))
-        .map_err(|e| DataError::format(path, format!("not a readable .npy file: {e}")))
+    let labels: Vec<i64> = set.labels.iter().map(|&l| i64::from(l)).collect();
+    let features = ee_core::npy::matrix_bytes(&set.features, set.len(), set.dim);
+    std::fs::write(features_path, features).map_err(|e| DataError::io(features_path, e))?;
+    std::fs::write(labels_path, ee_core::npy::labels_bytes(&labels))
+        .map_err(|e| DataError::io(labels_path, e))
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> DataError {

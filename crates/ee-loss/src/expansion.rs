@@ -21,8 +21,8 @@ use crate::batch::{check_batch, count_non_finite, labels_to_vec};
 use crate::distance::pairwise_euclidean;
 use crate::LossError;
 
-/// Epsilon of the synthetic points' L2 normalisation (MXNet's `L2Normalization` default).
-pub const L2_NORM_EPSILON: f64 = 1e-10;
+/// The reference's L2 normalisation (shared with ee-model's head through ee-core).
+pub use ee_core::{l2_normalize, L2_NORM_EPSILON};
 
 /// Configuration of [`EmbeddingExpansion`].
 #[derive(Config, Debug, PartialEq)]
@@ -141,17 +141,6 @@ impl EmbeddingExpansion {
             n_inner_pts: n,
         }
     }
-}
-
-/// Divides each row by `sqrt(sum(row^2) + 1e-10)` (MXNet's `L2Normalization`, instance mode).
-pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x
-        .clone()
-        .square()
-        .sum_dim(1)
-        .add_scalar(L2_NORM_EPSILON)
-        .sqrt();
-    x / norm
 }
 
 /// A batch after expansion: `N = (n + 1) * B` rows, originals first, then group `g` (1..=n)

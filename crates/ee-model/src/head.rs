@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::ModelError;
 
-/// The reference's L2-normalisation epsilon (MXNet `L2Normalization`, mode `instance`).
-pub const L2_NORM_EPSILON: f64 = 1e-10;
+/// The reference's L2 normalisation (shared with ee-loss through ee-core).
+pub use ee_core::{l2_normalize, L2_NORM_EPSILON};
 
 /// Settings of an [`EmbeddingHead`].
 #[derive(Config, Debug)]
@@ -155,21 +155,6 @@ impl<B: Backend> EmbeddingHead<B> {
         }
         Ok(())
     }
-}
-
-/// The reference's L2 normalisation of each row:
-///
-/// ```text
-/// y = x / sqrt(sum_j x_j^2 + 1e-10)
-/// ```
-pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x
-        .clone()
-        .square()
-        .sum_dim(1)
-        .add_scalar(L2_NORM_EPSILON)
-        .sqrt(); // [batch, 1]
-    x / norm
 }
 
 /// Global average pool: `[batch, channels, h, w]` -> `[batch, channels]`.
