@@ -137,3 +137,49 @@ pub fn evaluate_file<B: Backend>(
         device,
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn config(root: &std::path::Path, extra: &[&str]) -> Result<RunConfig> {
+        let text = format!(
+            "[data]\nformat = \"synthetic\"\nroot = \"{}\"\nimage_size = 16\n\
+             [data.synthetic]\nnum_classes = 8\nimages_per_class = 4\nimage_side = 16\n\
+             [model]\nbackbone = \"small_cnn\"\n[run]\noutput_dir = \"runs/t\"\n",
+            root.display()
+        );
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Ok(RawConfig::parse_str(&text, &extra, "t.toml")?.check()?)
+    }
+
+    #[test]
+    fn validation_classes_are_held_out_of_the_training_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path(), &[]).unwrap();
+        let plain = RunSplits::open(&c, open_dataset(&c).unwrap()).unwrap();
+        assert!(plain.validation.is_none());
+        assert_eq!(plain.train.num_classes(), 4);
+
+        let c = config(dir.path(), &["data.validation_classes=1"]).unwrap();
+        let held = RunSplits::open(&c, open_dataset(&c).unwrap()).unwrap();
+        assert_eq!(held.train.num_classes(), 3);
+        let Some(EvalSet::SelfRetrieval(v)) = &held.validation else {
+            panic!("no validation set");
+        };
+        assert_eq!(v.len(), 4, "one class of 4 images");
+        assert!(v
+            .items()
+            .iter()
+            .all(|i| !held.train.classes().contains(&i.class_id)));
+
+        let c = config(dir.path(), &["data.validation_classes=4"]).unwrap();
+        let e = RunSplits::open(&c, open_dataset(&c).unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid data.validation_classes = 4: must be between 1 and 3 (the training split has 4 classes)"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+}

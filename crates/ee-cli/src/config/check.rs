@@ -150,13 +150,6 @@ impl RawConfig {
                 },
             ));
         }
-        if m.backbone == BackboneKind::SmallCnn && d.image_size < 16 {
-            return Err(invalid(
-                "data.image_size",
-                d.image_size,
-                "small_cnn needs at least 16 px",
-            ));
-        }
 
         let l = &self.loss;
         let loss = l.loss_config()?;

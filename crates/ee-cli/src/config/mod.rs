@@ -323,6 +323,8 @@ mod tests {
             ("model.embed_dim=0", "model.embed_dim"),
             ("model.pretrained=no/such.pth", "model.pretrained"),
             ("run.log_every_steps=0", "run.log_every_steps"),
+            ("data.augment.enlarge=0.5", "data.augment.enlarge"),
+            ("data.augment.scale=[0.9, 0.1]", "data.augment.scale"),
         ];
         for (set, field) in cases {
             let e = parse(&base(""), &[set])
@@ -390,6 +392,80 @@ mod tests {
             assert_eq!(c.run.backend, BackendName::Flex);
         }
         assert!(parse(&base(""), &["run.backend=tpu"]).is_err());
+    }
+
+    #[test]
+    fn augment_section_reaches_the_loader_and_keeps_unset_defaults() {
+        let text = base("[data.augment]\nflip = false\n");
+        let c = parse(&text, &[]).unwrap().check().unwrap();
+        let loader = resolve::loader_config(c.get());
+        assert!(!loader.augment.flip);
+        assert_eq!(
+            loader.augment.clone().with_flip(true),
+            ee_data::AugmentConfig::new(),
+            "keys left out keep the reference's values"
+        );
+        // Without the section: the reference's transform, and the round trip keeps it.
+        let plain = parse(&base(""), &[]).unwrap().check().unwrap();
+        assert_eq!(
+            resolve::loader_config(plain.get()).augment,
+            ee_data::AugmentConfig::new()
+        );
+        let again = parse(&c.to_toml(), &[]).unwrap().check().unwrap();
+        assert!(!again.get().data.augment.flip);
+        let e = parse(&base("[data.augment]\nflipp = false\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("flipp"), "{e}");
+    }
+
+    #[test]
+    fn each_backbone_has_its_own_size_and_weight_rules() {
+        let check = |sets: &[&str]| parse(&base(""), sets).unwrap().check();
+        let e = check(&["model.backbone=resnet50", "data.image_size=16"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid data.image_size = 16: ResNet-50 needs at least 32 px"
+        );
+        check(&["model.backbone=small_cnn", "data.image_size=16"]).unwrap();
+        let e = check(&["model.backbone=small_cnn", "model.pretrained=x.pth"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"googlenet\" and \"resnet50\" only"),
+            "{e}"
+        );
+        let e = check(&["model.backbone=resnet50", "model.pretrained=no/r.pth"]).unwrap_err();
+        assert!(e.to_string().contains("resnet50-0676ba61.pth"), "{e}");
+    }
+
+    #[test]
+    fn resolve_hands_each_crate_its_settings() {
+        let c = parse(
+            &base(""),
+            &[
+                "model.backbone=small_cnn",
+                "optimizer.name=adamw",
+                "optimizer.lr=0.002",
+                "schedule.epochs=3",
+                "run.seed=9",
+            ],
+        )
+        .unwrap()
+        .check()
+        .unwrap();
+        let t = resolve::trainer_config(&c, true, false);
+        assert_eq!(t.optimizer.kind, ee_train::OptimizerKind::Adamw);
+        assert_eq!(
+            (t.optimizer.lr, t.epochs, t.seed, t.resume),
+            (0.002, 3, 9, true)
+        );
+        assert_eq!(t.run_dir, c.get().run.output_dir);
+        let m = resolve::model_config(c.get(), true);
+        assert_eq!(m.backbone_kind(), ee_model::BackboneKind::SmallCnn);
+        assert_eq!(m.init, Some(ee_model::BackboneInit::Kaiming));
+        assert_eq!(
+            m.transform_input, None,
+            "only GoogLeNet re-normalises its input"
+        );
+        t.init().expect("a checked config makes a valid trainer");
     }
 
     #[test]
