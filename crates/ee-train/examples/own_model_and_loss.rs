@@ -10,7 +10,7 @@ use ee_data::{formats, LoaderConfig, SamplerConfig, SynthOptions};
 use ee_loss::{anchor_pairs::AnchorPairs, masked::masked_mean};
 use ee_loss::{EmbeddingExpansion, EmbeddingExpansionConfig, ExpandedBatch, LossOutput, PairLoss};
 use ee_model::{l2_normalize, Embed};
-use ee_train::{EvalSet, TrainData, TrainModel, TrainerConfig};
+use ee_train::{EvalSet, OptimizerConfig, TrainData, TrainModel, TrainerConfig};
 
 /// Pools the image to 4 x 4, then two linear layers to a unit 16-d embedding.
 #[derive(Module, Debug)]
@@ -57,12 +57,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let synth = SynthOptions::new()
         .with_num_classes(16)
         .with_images_per_class(12);
-    let written = ee_data::write_synthetic_dataset(&root, &synth)?;
-    let dir = &written.cars196_dir;
-    let dataset = formats::read_meta_dataset(dir, &dir.join("train.txt"), &dir.join("test.txt"))?;
+    let dir = ee_data::write_synthetic_dataset(&root, &synth)?.cars196_dir;
+    let data = formats::read_meta_dataset(&dir, &dir.join("train.txt"), &dir.join("test.txt"))?;
 
+    let hidden = LinearConfig::new(48, 64).init(&device);
     let model = TinyNet::<Autodiff<Flex>> {
-        hidden: LinearConfig::new(48, 64).init(&device),
+        hidden,
         out: LinearConfig::new(64, 16).init(&device),
     };
     let expansion = EmbeddingExpansionConfig::new().with_n_inner_pts(2).init();
@@ -71,21 +71,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         expansion,
     };
     let loader = LoaderConfig::new().with_image_size(32);
-    let test = EvalSet::SelfRetrieval(loader.init(&dataset.test)?);
+    let test = EvalSet::SelfRetrieval(loader.init(&data.test)?);
+    let sampler = SamplerConfig::new()
+        .with_batch_size(32)
+        .with_instances_per_class(4);
+    let _ = std::fs::remove_dir_all(root.join("run")); // a fresh run each time
     let mut trainer = TrainerConfig::new(root.join("run"))
-        .with_sampler(
-            SamplerConfig::new()
-                .with_batch_size(32)
-                .with_instances_per_class(4),
-        )
+        .with_optimizer(OptimizerConfig::new().with_lr(1e-3))
+        .with_sampler(sampler.with_epoch_size(Some(512))) // 16 batches an epoch
         .with_loader(loader)
-        .with_epochs(6)
-        .with_eval_every_epochs(3)
+        .with_epochs(5)
         .with_eval_before_training(true)
         .init()?;
-    let _ = std::fs::remove_dir_all(root.join("run")); // a fresh run each time
     let data = TrainData {
-        train: &dataset.train,
+        train: &data.train,
         test: &test,
         validation: None,
     };
