@@ -1,13 +1,22 @@
 //! `ee-model`: the embedding network of Embedding Expansion, generic over burn backends.
 //!
 //! ```text
-//! images [N, 3, H, W] --GoogLeNet (conv1 .. inception5b)--> [N, 1024, H/32, W/32]
-//!   --global average pool--> [N, 1024] --Linear(1024, embed_dim)--> --L2 normalise--> [N, embed_dim]
+//! images [N, 3, H, W] --backbone--> [N, C, h, w] --global average pool--> [N, C]
+//!   --Linear(C, embed_dim)--> --L2 normalise--> [N, embed_dim]
 //! ```
 //!
-//! * [`GoogLeNet`]: torchvision's `googlenet` (Inception v1 with BatchNorm, eps 1e-3), with its
-//!   parameter names, so its ImageNet weights load ([`GoogLeNet::load_torchvision`]). Max pools
-//!   use PyTorch's `ceil_mode` ([`MaxPool2dCeil`]): 227 px gives 114 -> 57 -> 28 -> 14 -> 7.
+//! The backbone is a choice ([`BackboneKind`], `EmbeddingModelConfig::backbone`):
+//!
+//! * [`GoogLeNet`] (the paper's; C = 1024): torchvision's `googlenet` (Inception v1 with
+//!   BatchNorm, eps 1e-3), with its parameter names, so its ImageNet weights load
+//!   ([`GoogLeNet::load_torchvision`]). Max pools use PyTorch's `ceil_mode`
+//!   ([`MaxPool2dCeil`]): 227 px gives 114 -> 57 -> 28 -> 14 -> 7.
+//! * [`ResNet50`] (C = 2048): torchvision's `resnet50` (v1.5), parameter paths equal to its
+//!   state-dict keys, ImageNet weights importable the same way
+//!   ([`ResNet50::load_torchvision`]).
+//! * [`SmallCnn`] (C = 256): four conv-BN-ReLU-pool blocks, to train on a CPU in minutes.
+//!
+//! [`Embed`] is what a trainer or an evaluator needs of any model: images to embeddings.
 //! * [`EmbeddingHead`]: optional hidden layer, `Linear(in, embed_dim)` with MXNet's
 //!   `Xavier(magnitude=2)` init and zero bias, then `x / sqrt(sum x^2 + 1e-10)`. Used alone it
 //!   is the head-only model for precomputed features.
