@@ -17,6 +17,19 @@ pub type Train = Autodiff<Compute>;
 /// The device type.
 pub type Device = burn::tensor::ops::Device<Compute>;
 
+/// Errors unless `run.backend` is the backend this binary was built with.
+pub fn check_compiled(config: &crate::config::RunConfig) -> Result<()> {
+    let built = crate::config::BackendName::compiled();
+    let wanted = config.get().run.backend;
+    if wanted != built {
+        return Err(CliError::Backend {
+            wanted: wanted.as_str(),
+            built: built.as_str(),
+        });
+    }
+    Ok(())
+}
+
 /// Opens the default device, turning a panic (no GPU, no driver) into an error.
 pub fn open_device() -> Result<Device> {
     let name = crate::config::BackendName::compiled().as_str();

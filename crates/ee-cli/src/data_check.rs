@@ -26,6 +26,8 @@ pub struct SplitReport {
     pub max_size: (u32, u32),
     /// Images that could not be read, with why.
     pub problems: Vec<String>,
+    /// Classes with fewer than two images (no positive pair), with their counts.
+    pub small_classes: Vec<(u32, usize)>,
 }
 
 fn check_split(name: &str, split: &Split, use_bbox: bool, quiet: bool) -> SplitReport {
@@ -61,6 +63,11 @@ fn check_split(name: &str, split: &Split, use_bbox: bool, quiet: bool) -> SplitR
     }
     bar.finish_and_clear();
     report.classes = per_class.len();
+    report.small_classes = per_class
+        .iter()
+        .filter(|(_, &n)| n < 2)
+        .map(|(&c, &n)| (c, n))
+        .collect();
     report.min_per_class = per_class.values().copied().min().unwrap_or(0);
     report.max_per_class = per_class.values().copied().max().unwrap_or(0);
     if report.min_size.0 == u32::MAX {
@@ -72,6 +79,8 @@ fn check_split(name: &str, split: &Split, use_bbox: bool, quiet: bool) -> SplitR
 /// Runs the check and prints a summary; an error when any image is unreadable or a class has
 /// fewer than two images (no positive pair to train or retrieve).
 pub fn data_check(config: &RunConfig, quiet: bool) -> Result<()> {
+    // Every check `ee train` runs before decoding anything, with its messages.
+    crate::train::prepare(config, &crate::train::TrainOptions::default())?;
     let dataset = open_dataset(config)?;
     let use_bbox = config.get().data.use_bbox;
     let mut failed = 0;
@@ -95,10 +104,35 @@ pub fn data_check(config: &RunConfig, quiet: bool) -> Result<()> {
         if r.problems.len() > 20 {
             println!("  ... and {} more", r.problems.len() - 20);
         }
-        failed += r.problems.len();
-        if r.min_per_class < 2 {
-            println!("  a {name} class has fewer than 2 images: it can give no positive pair");
-            failed += 1;
+        if config.get().data.skip_unreadable {
+            if !r.problems.is_empty() {
+                println!(
+                    "  warning: {} unreadable {name} image(s) will be skipped (data.skip_unreadable)",
+                    r.problems.len()
+                );
+            }
+        } else {
+            failed += r.problems.len();
+        }
+        if !r.small_classes.is_empty() {
+            let listed: Vec<String> = r
+                .small_classes
+                .iter()
+                .take(20)
+                .map(|(c, n)| format!("class {c} ({n} image{})", if *n == 1 { "" } else { "s" }))
+                .collect();
+            let more = r.small_classes.len().saturating_sub(20);
+            println!(
+                "  {} {name} class(es) with fewer than 2 images give no positive pair: {}{}",
+                r.small_classes.len(),
+                listed.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+            failed += r.small_classes.len();
         }
     }
     let k = config.get().schedule.instances_per_class;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use ee_cli::backend::{open_device, Compute, Train};
-use ee_cli::config::{BackendName, RawConfig, RunConfig, SyntheticSection};
+use ee_cli::config::{RawConfig, RunConfig, SyntheticSection};
 use ee_cli::embed::{embed_images, embed_to_set, ImageList, TrainedNetwork};
 use ee_cli::embedding_set::{EmbeddingSet, SetLayout};
 use ee_cli::error::{CliError, Result};
@@ -39,6 +39,10 @@ enum Command {
         /// Continue the run in run.output_dir from its last.mpk.
         #[arg(long)]
         resume: bool,
+        /// Skip unreadable images (each drops its class group from its batch) with a warning
+        /// naming them, instead of stopping (same as --set data.skip_unreadable=true).
+        #[arg(long)]
+        skip_unreadable: bool,
         /// No progress bars (epoch and evaluation summaries are still printed).
         #[arg(long, short)]
         quiet: bool,
@@ -225,6 +229,10 @@ enum DataCommand {
     Check {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Report unreadable images as warnings, as a run with --skip-unreadable would skip
+        /// them (same as --set data.skip_unreadable=true).
+        #[arg(long)]
+        skip_unreadable: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -270,17 +278,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train {
             config,
             resume,
+            skip_unreadable,
             quiet,
         } => {
-            let config = config.load()?;
-            let built = BackendName::compiled();
-            let wanted = config.get().run.backend;
-            if wanted != built {
-                return Err(CliError::Backend {
-                    wanted: wanted.as_str(),
-                    built: built.as_str(),
-                });
+            let mut config = config;
+            if skip_unreadable {
+                config.overrides.push("data.skip_unreadable=true".into());
             }
+            let config = config.load()?;
+            ee_cli::backend::check_compiled(&config)?;
             let device = open_device()?;
             let summary = train::<Train>(&config, &TrainOptions { resume, quiet }, &device)?;
             println!(
@@ -530,8 +536,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data {
-            command: DataCommand::Check { config, quiet },
-        } => ee_cli::data_check::data_check(&config.load()?, quiet),
+            command:
+                DataCommand::Check {
+                    mut config,
+                    skip_unreadable,
+                    quiet,
+                },
+        } => {
+            if skip_unreadable {
+                config.overrides.push("data.skip_unreadable=true".into());
+            }
+            ee_cli::data_check::data_check(&config.load()?, quiet)
+        }
         Command::Data {
             command:
                 DataCommand::Synth {
@@ -547,6 +563,7 @@ fn run(cli: Cli) -> Result<()> {
                 images_per_class,
                 image_side: size,
                 seed,
+                ..SyntheticSection::default()
             };
             let written = ee_cli::dataset::write_synthetic(&root, &options)?;
             println!(

@@ -8,12 +8,13 @@
 //! [`Trainer`]: ee_train::Trainer
 
 use burn::tensor::backend::AutodiffBackend;
-use ee_train::{TrainData, TrainSummary};
+use ee_train::{TrainData, TrainError, TrainSummary, TrainerConfig};
 
+use crate::backend::check_compiled;
 use crate::config::resolve::{build_model, trainer_config};
-use crate::config::RunConfig;
+use crate::config::{invalid, RunConfig};
 use crate::dataset::open_dataset;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::evaluate::RunSplits;
 
 #[cfg(test)]
@@ -32,26 +33,69 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
+/// Everything `ee train` checks before decoding an image: the backend, the dataset and its
+/// splits, the loss, the trainer's settings and the sampler against the training split.
+/// `ee data check` runs it too, so it passes exactly the configs `train` accepts.
+pub fn prepare(config: &RunConfig, options: &TrainOptions) -> Result<Prepared> {
+    check_compiled(config)?;
+    // Data first: its errors are the likeliest and cost nothing to find.
+    let dataset = open_dataset(config)?;
+    let splits = RunSplits::open(config, dataset)?;
+    let loss = config.loss().init()?;
+    let trainer = trainer_config(config, options.resume, options.quiet);
+    trainer.check()?;
+    trainer.sampler(&loss, &splits.train).map_err(|e| match e {
+        TrainError::Data(ee_data::DataError::InvalidConfig { field, value, rule }) => {
+            let key = match field {
+                "epoch_size" => "schedule.samples_per_epoch".to_string(),
+                other => format!("schedule.{other}"),
+            };
+            let split = if splits.validation.is_some() {
+                "the training split, without its validation classes"
+            } else {
+                "the training split"
+            };
+            CliError::Config(invalid(&key, value, format!("{rule} ({split})")))
+        }
+        other => other.into(),
+    })?;
+    Ok(Prepared {
+        splits,
+        loss,
+        trainer,
+    })
+}
+
+/// A checked run, ready to train: see [`prepare`].
+pub struct Prepared {
+    /// The training split, the test set and the validation classes.
+    pub splits: RunSplits,
+    /// The loss.
+    pub loss: ee_loss::Loss,
+    /// The trainer's settings.
+    pub trainer: TrainerConfig,
+}
+
 /// Trains the run a config describes on backend `B`.
 pub fn train<B: AutodiffBackend>(
     config: &RunConfig,
     options: &TrainOptions,
     device: &B::Device,
 ) -> Result<TrainSummary> {
-    let c = config.get();
-    // Data first: its errors are the likeliest and cost nothing to find.
-    let dataset = open_dataset(config)?;
-    let sets = RunSplits::open(config, dataset)?;
-    let loss = config.loss().init()?;
-    let model = build_model::<B>(c, !options.resume, device)?;
-    let mut trainer = trainer_config(config, options.resume, options.quiet)
+    let Prepared {
+        splits,
+        loss,
+        trainer,
+    } = prepare(config, options)?;
+    let model = build_model::<B>(config.get(), !options.resume, device)?;
+    let mut trainer = trainer
         .init()?
         .with_run_description("config.toml", config.to_toml())
         .with_nan_at_step(std::env::var(POISON_ENV).ok().and_then(|v| v.parse().ok()));
     let data = TrainData {
-        train: &sets.train,
-        test: &sets.test,
-        validation: sets.validation.as_ref(),
+        train: &splits.train,
+        test: &splits.test,
+        validation: splits.validation.as_ref(),
     };
     Ok(trainer.fit(model, &loss, data, device)?.summary)
 }

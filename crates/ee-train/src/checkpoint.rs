@@ -101,7 +101,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let tmp = temporary_path(dir, &name);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -113,6 +113,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         return Err(TrainError::io(path, e));
     }
     Ok(())
+}
+
+/// The temporary file [`write_atomic`] writes `path` through (`.NAME.tmp.PID`).
+fn temporary_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Removes what an interrupted [`write_atomic`] left in `dir` (`.NAME.tmp.PID` files of other
+/// processes, e.g. after a kill during a checkpoint write); returns how many it removed.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let own = format!(".tmp.{}", std::process::id());
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name.starts_with('.')
+            && name.contains(".tmp.")
+            && !name.ends_with(&own)
+            && name
+                .rsplit(".tmp.")
+                .next()
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if stale && entry.path().is_file() {
+            std::fs::remove_file(entry.path()).map_err(|e| TrainError::io(entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 impl CheckpointFile {

@@ -14,7 +14,7 @@ use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
-use ee_data::{BatchPlan, LoaderConfig, SamplerConfig, SamplerState, Split};
+use ee_data::{BatchPlan, ClassBalancedSampler, LoaderConfig, SamplerConfig, SamplerState, Split};
 use ee_eval::EvalConfig;
 use ee_loss::PairLoss;
 use ee_model::Embed;
@@ -116,6 +116,17 @@ impl TrainerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The sampler a run of `loss` draws from `train` with: exactly what [`Trainer::fit`]
+    /// builds (`require_even_instances` on exactly when the loss expands). Call it to check a
+    /// run's batches against its data before any image is decoded.
+    pub fn sampler<L: PairLoss>(&self, loss: &L, train: &Split) -> Result<ClassBalancedSampler> {
+        Ok(self
+            .sampler
+            .clone()
+            .with_require_even_instances(loss.expansion().n_inner_pts() > 0)
+            .init(&train.labels(), self.seed)?)
     }
 
     /// Checks the config and builds the trainer, with the default loggers: metrics.jsonl,
@@ -272,15 +283,13 @@ impl Trainer {
         if c.resume && !last.is_file() {
             return Err(TrainError::NothingToResume { path: last });
         }
-        if !c.resume && last.is_file() {
+        // Any trace of an earlier run (a best.mpk without last.mpk included) is a run: never
+        // overwrite its checkpoints or truncate its metrics.
+        if !c.resume && earlier_run(&run_dir) {
             return Err(TrainError::RunExists { dir: run_dir });
         }
 
-        let sampler = c
-            .sampler
-            .clone()
-            .with_require_even_instances(loss.expansion().n_inner_pts() > 0)
-            .init(&data.train.labels(), c.seed)?;
+        let sampler = c.sampler(loss, data.train)?;
         let train_loader = c.loader.init(data.train)?;
         let batches_per_epoch = sampler.batches_per_epoch();
         let schedule = MultiStepLr::from_epochs(
@@ -291,7 +300,9 @@ impl Trainer {
         );
         let (description_file, description) = self.description();
 
+        let created_dir = !run_dir.exists();
         std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+        checkpoint::remove_stale_temporaries(&run_dir)?;
         let mut state = TrainingState {
             sampler: SamplerState {
                 seed: c.seed,
@@ -403,6 +414,35 @@ impl Trainer {
                 let mut last_lr = schedule.at(state.global_step);
                 for batch in train_loader.iter::<B>(plan, device) {
                     let batch = batch?;
+                    if !batch.skipped.is_empty() {
+                        let paths: Vec<String> = batch
+                            .skipped
+                            .iter()
+                            .map(|&i| train_loader.items()[i].path.display().to_string())
+                            .collect();
+                        eprintln!(
+                            "warning: skipped {} unreadable image(s) with their class group \
+                             ({} so far): {}",
+                            paths.len(),
+                            train_loader.skipped_count(),
+                            paths.join(", ")
+                        );
+                    }
+                    let mut classes = batch.class_ids.clone();
+                    classes.dedup();
+                    if classes.len() < 2 {
+                        // A pair loss needs two classes; skipping left fewer.
+                        if !batch.class_ids.is_empty() {
+                            eprintln!(
+                                "warning: batch {} of epoch {} skipped: one class left after \
+                                 dropping unreadable images",
+                                batch.batch_index + 1,
+                                epoch + 1
+                            );
+                        }
+                        state.sampler = sampler.state_after(epoch, batch.batch_index);
+                        continue;
+                    }
                     let iteration = epoch * batches_per_epoch as u64 + batch.batch_index as u64;
                     let lr = schedule.at(iteration);
                     let rows = batch.class_ids.len();
@@ -553,6 +593,11 @@ impl Trainer {
             Ok(model) => model,
             Err(e) => {
                 run.loggers.iter_mut().for_each(|l| l.abort());
+                drop(run);
+                if !c.resume && !last.is_file() && !best.is_file() {
+                    // Nothing was checkpointed: leave no empty husk of a run behind.
+                    remove_empty_run(&run_dir, &description_file, created_dir);
+                }
                 return Err(e);
             }
         };
@@ -567,6 +612,44 @@ impl Trainer {
                 run_dir,
             },
         })
+    }
+}
+
+/// Whether `dir` holds anything of an earlier run: a checkpoint or a non-empty metrics log.
+fn earlier_run(dir: &Path) -> bool {
+    let nonempty = |p: PathBuf| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
+    checkpoint::last_path(dir).is_file()
+        || checkpoint::best_path(dir).is_file()
+        || nonempty(dir.join("metrics.jsonl"))
+}
+
+/// After a run failed before its first checkpoint: removes the files it created that hold
+/// nothing (an empty metrics.jsonl, event files without scalars, then the description and the
+/// directory if nothing else is left). Best effort: a file that cannot be removed stays.
+fn remove_empty_run(dir: &Path, description_file: &str, created_dir: bool) {
+    let metrics = dir.join("metrics.jsonl");
+    if std::fs::metadata(&metrics).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(&metrics);
+    }
+    let events = dir.join("tensorboard");
+    if let Ok(entries) = std::fs::read_dir(&events) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let scalars = crate::logging::tensorboard::read_records(&path).map(|r| r.len());
+            if matches!(scalars, Ok(n) if n <= 1) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        let _ = std::fs::remove_dir(&events); // only if empty
+    }
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .map(|e| e.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    if left.len() == 1 && left[0] == description_file {
+        let _ = std::fs::remove_file(dir.join(description_file));
+        if created_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

@@ -409,3 +409,114 @@ fn bad_settings_and_existing_runs_are_refused() {
         .unwrap_err();
     assert!(matches!(err, TrainError::RunExists { .. }), "{err}");
 }
+
+#[test]
+fn any_earlier_run_is_a_run_and_interrupted_writes_are_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(&dir.path().join("data"));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    // A best.mpk without last.mpk (a run stopped after its first evaluation) is a run.
+    let run = dir.path().join("best_only");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("best.mpk"), b"earlier").unwrap();
+    let err = trainer(&run, 1)
+        .init()
+        .unwrap()
+        .fit(tiny(), &hphn(), train, &Default::default());
+    assert!(matches!(err, Err(TrainError::RunExists { .. })));
+    assert_eq!(
+        std::fs::read(run.join("best.mpk")).unwrap(),
+        b"earlier",
+        "left as it was"
+    );
+
+    // A kill during a checkpoint write leaves `.last.mpk.tmp.PID`: the next start removes it.
+    let run = dir.path().join("killed");
+    std::fs::create_dir_all(&run).unwrap();
+    let stale = run.join(".last.mpk.tmp.4194303");
+    std::fs::write(&stale, vec![0u8; 1000]).unwrap();
+    std::fs::write(run.join("notes.tmp.txt"), b"mine").unwrap();
+    trainer(&run, 1)
+        .init()
+        .unwrap()
+        .fit(tiny(), &hphn(), train, &Default::default())
+        .unwrap();
+    assert!(!stale.exists(), "the stale temporary file is gone");
+    assert!(
+        run.join("notes.tmp.txt").exists(),
+        "other files are left alone"
+    );
+}
+
+#[test]
+fn a_bad_image_stops_the_run_without_leaving_empty_files_unless_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = |data: &Dataset, class: Option<u32>| {
+        for item in data.train.items() {
+            if class.is_none_or(|c| item.class_id == c) {
+                std::fs::write(&item.path, b"not an image").unwrap();
+            }
+        }
+    };
+    // Every training image broken: the first batch fails, before anything is logged.
+    let data = dataset(&dir.path().join("broken"));
+    corrupt(&data, None);
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    let run = dir.path().join("run");
+    let err = trainer(&run, 1)
+        .init()
+        .unwrap()
+        .fit(tiny(), &hphn(), train, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not an image") || err.contains(".jpg"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&run)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        !run.exists(),
+        "an empty run directory was left behind: {left:?}"
+    );
+
+    // One class broken, with skip_unreadable: its group is dropped from its batch, and the
+    // batch, left with one class, is skipped with a warning; the run goes on (every epoch
+    // samples every class once).
+    let data = dataset(&dir.path().join("one_class"));
+    corrupt(&data, Some(data.train.items()[0].class_id));
+    let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());
+    let train = TrainData {
+        train: &data.train,
+        test: &test,
+        validation: None,
+    };
+    let loss = Pull {
+        expansion: EmbeddingExpansionConfig::new().with_n_inner_pts(0).init(),
+        calls: Cell::new(0),
+        nan_from: u32::MAX,
+    };
+    let fitted = trainer(&run, 1)
+        .with_loader(loader().with_skip_unreadable(true))
+        .init()
+        .unwrap()
+        .fit(tiny(), &loss, train, &Default::default())
+        .unwrap();
+    assert_eq!(fitted.summary.epochs, 1);
+    assert_eq!(
+        loss.calls.get(),
+        1,
+        "the batch of the broken class was skipped"
+    );
+}

@@ -35,6 +35,7 @@ pub fn loader_config(config: &RawConfig) -> LoaderConfig {
         .with_prefetch_batches(d.prefetch_batches)
         .with_cache_images(d.cache_images)
         .with_augment(d.augment.clone())
+        .with_skip_unreadable(d.skip_unreadable)
 }
 
 /// The evaluation settings of `[schedule]`.

@@ -43,6 +43,16 @@ pub struct SyntheticSection {
     pub image_side: u32,
     /// Seed of the generator.
     pub seed: u64,
+    /// `0` (the default): one look per class, which even an untrained network tells apart.
+    /// In `(0, 1]`: fine-grained classes (shape x colour x mark, sharing each) on per-image
+    /// backgrounds with distractors, the per-image nuisance growing with the value; at most
+    /// 255 classes. See ee-data's `SynthOptions::difficulty`. Left out of the resolved config
+    /// when 0.
+    #[serde(
+        deserialize_with = "difficulty_in_range",
+        skip_serializing_if = "is_zero"
+    )]
+    pub difficulty: f32,
 }
 
 impl Default for SyntheticSection {
@@ -52,8 +62,41 @@ impl Default for SyntheticSection {
             images_per_class: 24,
             image_side: 48,
             seed: 0,
+            difficulty: 0.0,
         }
     }
+}
+
+fn is_zero(value: &f32) -> bool {
+    *value == 0.0
+}
+
+/// `data.synthetic.difficulty`: a number (integer or float) in `0..=1`; the error names the
+/// key (`data.synthetic.difficulty: ...`, through `serde_path_to_error`).
+fn difficulty_in_range<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    struct Number;
+    impl serde::de::Visitor<'_> for Number {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number in 0..=1")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+    }
+    let value = deserializer.deserialize_any(Number)?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(serde::de::Error::custom(format!(
+            "must be in 0..=1, got {value}"
+        )));
+    }
+    Ok(value as f32)
 }
 
 /// `[data]`: where the images are and how they are loaded.
@@ -100,6 +143,10 @@ pub struct DataSection {
     /// resolved config, with other formats).
     #[serde(default)]
     pub synthetic: Option<SyntheticSection>,
+    /// Skip images that cannot be read (each drops its class group from its batch), with a
+    /// warning naming them, instead of stopping the run (`ee train --skip-unreadable`).
+    #[serde(default)]
+    pub skip_unreadable: bool,
     /// Hold out this many training classes (the highest labels) as a validation split that
     /// selects `best.mpk`, so that the test split is scored for the report only ("A Metric
     /// Learning Reality Check", Musgrave et al. 2020). Absent: the reference's behaviour,

@@ -259,7 +259,8 @@ impl TrainLogger for TensorBoardLogger {
         for (name, value) in s.diagnostics {
             self.scalar(&format!("loss_stats/{name}"), *value, s.step)?;
         }
-        Ok(())
+        // A kill loses at most the scalars since the last logged step.
+        self.flush()
     }
 
     fn epoch(&mut self, e: &EpochLog) -> Result<()> {
