@@ -105,7 +105,18 @@ impl ImageList {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let mut paths = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
+        // Folders by their real path: a link back up the tree is entered at most once.
+        let mut visited = std::collections::HashSet::new();
         while let Some(folder) = stack.pop() {
+            let real = std::fs::canonicalize(&folder).map_err(|e| CliError::io(&folder, e))?;
+            if !visited.insert(real.clone()) {
+                eprintln!(
+                    "warning: skipping {}: a link to {}, a folder already visited",
+                    folder.display(),
+                    real.display()
+                );
+                continue;
+            }
             let entries = std::fs::read_dir(&folder).map_err(|e| CliError::io(&folder, e))?;
             for entry in entries {
                 let path = entry.map_err(|e| CliError::io(&folder, e))?.path();
@@ -250,6 +261,15 @@ pub fn embed_to_set<B: Backend>(
     quiet: bool,
     device: &B::Device,
 ) -> Result<EmbeddingSet> {
+    // The index names each row's file: refuse a name it cannot hold losslessly, before the
+    // work of embedding.
+    if let Some(bad) = images.paths.iter().find(|p| p.to_str().is_none()) {
+        return Err(CliError::Usage(format!(
+            "{}: the file name is not valid UTF-8, so the embeddings index cannot name it \
+             losslessly; rename it or leave it out",
+            bad.to_string_lossy()
+        )));
+    }
     let embedded = embed_loader(network, loader, batch_size, "embed", quiet, device)?;
     for &i in &embedded.skipped {
         eprintln!(

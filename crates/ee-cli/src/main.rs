@@ -127,8 +127,8 @@ enum Command {
         /// with --checkpoint.
         #[arg(long)]
         query: PathBuf,
-        /// Results per query.
-        #[arg(short, default_value_t = 10)]
+        /// Results per query (at least 1).
+        #[arg(short, default_value_t = 10, allow_negative_numbers = true, value_parser = positive_count)]
         k: usize,
         /// The model that made the gallery, to embed query images.
         #[arg(long)]
@@ -170,8 +170,8 @@ enum VizCommand {
         /// The model that made the gallery, to embed query images.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// Results per query.
-        #[arg(short, default_value_t = 5)]
+        /// Results per query (at least 1).
+        #[arg(short, default_value_t = 5, allow_negative_numbers = true, value_parser = positive_count)]
         k: usize,
         /// Number of query rows.
         #[arg(long, default_value_t = 8)]
@@ -256,6 +256,18 @@ enum DataCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+}
+
+/// `-k`: a whole number (a negative one is named as such rather than taken for a flag; 0 and
+/// values above the gallery size are refused by the command, which knows the gallery).
+fn positive_count(text: &str) -> std::result::Result<usize, String> {
+    match text.trim().parse::<i64>() {
+        Ok(k) if k >= 0 => Ok(k as usize),
+        Ok(k) => Err(format!("invalid -k {k}: must be at least 1")),
+        Err(_) => Err(format!(
+            "expected a whole number of at least 1, got {text:?}"
+        )),
+    }
 }
 
 #[derive(Args)]

@@ -8,7 +8,7 @@
 //! [`Trainer`]: ee_train::Trainer
 
 use burn::tensor::backend::AutodiffBackend;
-use ee_train::{TrainData, TrainError, TrainSummary, TrainerConfig};
+use ee_train::{EvalSet, TrainData, TrainError, TrainSummary, TrainerConfig};
 
 use crate::backend::check_compiled;
 use crate::config::resolve::{build_model, trainer_config};
@@ -59,6 +59,28 @@ pub fn prepare(config: &RunConfig, options: &TrainOptions) -> Result<Prepared> {
         }
         other => other.into(),
     })?;
+    // Evaluations run after training epochs: their settings must fit the sets now.
+    let ks = &config.get().schedule.recall_k;
+    let sets = [
+        ("test", Some(&splits.test)),
+        ("validation", splits.validation.as_ref()),
+    ];
+    for (name, set) in sets {
+        let Some(set) = set else { continue };
+        let retrievable = match set {
+            EvalSet::SelfRetrieval(loader) => loader.len().saturating_sub(1),
+            EvalSet::QueryGallery { gallery, .. } => gallery.len(),
+        };
+        if let Some(k) = ks.iter().copied().find(|&k| k > retrievable) {
+            return Err(CliError::Config(invalid(
+                "schedule.recall_k",
+                format!("{ks:?}"),
+                format!(
+                    "K = {k} is larger than the {retrievable} items a query of the {name} set can retrieve"
+                ),
+            )));
+        }
+    }
     Ok(Prepared {
         splits,
         loss,

@@ -87,9 +87,18 @@ impl DataError {
     }
 
     pub(crate) fn image(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        // Decoder messages can span lines or end in a newline: keep errors on one line.
+        let message: String = message.into();
+        let mut one_line = String::new();
+        for line in message.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !one_line.is_empty() {
+                one_line.push_str(if one_line.ends_with(':') { " " } else { "; " });
+            }
+            one_line.push_str(line);
+        }
         DataError::Image {
             path: path.into(),
-            message: message.into(),
+            message: one_line,
         }
     }
 
@@ -103,5 +112,21 @@ impl DataError {
             value: value.to_string(),
             rule: rule.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_errors_are_one_line() {
+        let e = DataError::image("a.jpg", "Format error decoding Jpeg:\n  truncated\n\n");
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text:?}");
+        assert!(
+            text.ends_with("Format error decoding Jpeg: truncated"),
+            "{text:?}"
+        );
     }
 }

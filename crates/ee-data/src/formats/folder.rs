@@ -45,10 +45,14 @@ pub fn list_class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
         let images: Vec<PathBuf> = read_dir_sorted(&entry)?
             .into_iter()
             .filter(|p| {
-                p.is_file()
-                    && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                        IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-                    })
+                let image_name = p
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+                // A link that cannot be followed (to itself, to nothing) stays in the list, so
+                // that loading it fails with its path (or skips it, with skip_unreadable),
+                // and `ee data check` reports it; it is never dropped silently.
+                image_name && (p.is_file() || broken_link(p))
             })
             .collect();
         if images.is_empty() {
@@ -150,6 +154,12 @@ pub fn read_folder_tree(root: &Path, split: &FolderSplit) -> Result<Dataset> {
         Split::new(train, format!("{} (train classes)", root.display()))?,
         Split::new(test, format!("{} (test classes)", root.display()))?,
     )
+}
+
+/// A symbolic link whose target cannot be read (a loop, a dangling link).
+fn broken_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && std::fs::metadata(path).is_err()
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
