@@ -22,6 +22,7 @@ pub fn write_synthetic(root: &Path, options: &SyntheticSection) -> Result<ee_dat
         .with_width(options.image_side)
         .with_height(options.image_side)
         .with_seed(options.seed)
+        .with_difficulty(options.difficulty)
         .with_format(SynthImageFormat::Jpeg)
         .with_layouts(vec![SynthLayout::Cars196]);
     let written = ee_data::write_synthetic_dataset(root, &synth)?;
@@ -35,10 +36,15 @@ pub fn write_synthetic(root: &Path, options: &SyntheticSection) -> Result<ee_dat
 pub const SYNTH_MARKER: &str = "ee-synth-options.txt";
 
 fn synth_fingerprint(o: &SyntheticSection) -> String {
-    format!(
+    let mut text = format!(
         "num_classes = {}\nimages_per_class = {}\nimage_side = {}\nseed = {}\n",
         o.num_classes, o.images_per_class, o.image_side, o.seed
-    )
+    );
+    // only when set, so that datasets written before the option existed stay valid
+    if o.difficulty != 0.0 {
+        text.push_str(&format!("difficulty = {}\n", o.difficulty));
+    }
+    text
 }
 
 /// Reads the dataset the config names; for `format = "synthetic"` writes it first if
@@ -56,11 +62,13 @@ pub fn open_dataset(config: &RunConfig) -> Result<Dataset> {
                     std::fs::remove_dir_all(&dir).map_err(|e| CliError::io(&dir, e))?;
                 }
                 eprintln!(
-                    "writing a synthetic dataset to {} ({} classes x {} images, {} px)",
+                    "writing a synthetic dataset to {} ({} classes x {} images, {} px, \
+                     difficulty {})",
                     d.root.display(),
                     options.num_classes,
                     options.images_per_class,
-                    options.image_side
+                    options.image_side,
+                    options.difficulty
                 );
                 write_synthetic(&d.root, &options)?;
             }
@@ -105,5 +113,26 @@ pub fn open_query_gallery(config: &RunConfig) -> Result<Option<(Split, Split)>> 
             formats::read_meta_split(&d.root.join(gallery), &d.root, None)?,
         ))),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_names_the_difficulty_only_when_set() {
+        let default = SyntheticSection::default();
+        // unchanged from before the option existed: old datasets are not rewritten
+        assert_eq!(
+            synth_fingerprint(&default),
+            "num_classes = 16\nimages_per_class = 24\nimage_side = 48\nseed = 0\n"
+        );
+        let hard = SyntheticSection {
+            difficulty: 0.5,
+            ..default.clone()
+        };
+        assert!(synth_fingerprint(&hard).ends_with("difficulty = 0.5\n"));
+        assert_ne!(synth_fingerprint(&hard), synth_fingerprint(&default));
     }
 }

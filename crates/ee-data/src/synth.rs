@@ -5,6 +5,15 @@
 //! brightness and pixel noise. Classes therefore differ in several visible ways and a small
 //! CNN separates them, while instances of a class still vary.
 //!
+//! [`SynthOptions::difficulty`] above 0 switches to a fine-grained design instead, where even
+//! an untrained network retrieves poorly and training has something to learn: a class is one
+//! combination of shape (8), colour (6 hues) and mark on the shape (6: solid, rings, checks,
+//! stripes, inset, dots), so many classes share a shape or a colour and some differ only in the
+//! mark; the background is drawn per image (not per class), and the difficulty (up to 1) scales
+//! the per-image nuisance: position, scale, rotation, colour jitter, smaller distractor shapes
+//! behind the object, and pixel noise. Difficulty 0 (the default) is the design above, bit for
+//! bit.
+//!
 //! [`write_synthetic_dataset`] writes real JPEG or PNG files in the layouts the readers take:
 //!
 //! | layout | folder | read with |
@@ -103,6 +112,11 @@ pub struct SynthOptions {
     /// Layouts to write.
     #[config(default = "SynthLayout::ALL.to_vec()")]
     pub layouts: Vec<SynthLayout>,
+    /// `0` (the default): one look per class (shape, colours and background texture of its
+    /// own). In `(0, 1]`: the fine-grained design (see the module docs) with per-image
+    /// nuisance growing with the value; at most [`FINE_GRAINED_CLASSES`] classes.
+    #[config(default = 0.0)]
+    pub difficulty: f32,
 }
 
 impl SynthOptions {
@@ -134,6 +148,23 @@ impl SynthOptions {
                 "num_classes",
                 self.num_classes,
                 "must be at most 255 for the CARS196 layout",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.difficulty) {
+            return Err(DataError::config(
+                "difficulty",
+                self.difficulty,
+                "must be in 0..=1",
+            ));
+        }
+        if self.difficulty > 0.0 && self.num_classes > FINE_GRAINED_CLASSES {
+            return Err(DataError::config(
+                "num_classes",
+                self.num_classes,
+                format!(
+                    "must be at most {FINE_GRAINED_CLASSES} with difficulty > 0 \
+                     (8 shapes x 6 colours x 6 marks)"
+                ),
             ));
         }
         Ok(())
@@ -270,6 +301,188 @@ pub fn render_class_image<R: Rng + ?Sized>(
     (image, BoundingBox::from_corners(x0, y0, x1, y1))
 }
 
+/// Distinct classes of the fine-grained design ([`SynthOptions::difficulty`] > 0):
+/// 8 shapes x 6 hues x 6 marks.
+pub const FINE_GRAINED_CLASSES: usize = 8 * FINE_HUES * FINE_MARKS;
+
+const FINE_HUES: usize = 6;
+const FINE_MARKS: usize = 6;
+
+/// The fixed attributes of one class of the fine-grained design.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FineStyle {
+    shape: u8,
+    hue: f32,
+    mark: u8,
+}
+
+/// Class `class`'s combination of shape, hue and mark: a seeded permutation of all
+/// [`FINE_GRAINED_CLASSES`] combinations, so the train and test halves both mix them.
+fn fine_class_style(class: usize, seed: u64) -> FineStyle {
+    use rand::seq::SliceRandom;
+    let mut combos: Vec<u16> = (0..FINE_GRAINED_CLASSES as u16).collect();
+    combos.shuffle(&mut keyed_rng(seed, Purpose::Synth, u64::MAX, u64::MAX));
+    let c = combos[class % FINE_GRAINED_CLASSES] as usize;
+    FineStyle {
+        shape: (c % 8) as u8,
+        hue: ((c / 8) % FINE_HUES) as f32 / FINE_HUES as f32,
+        mark: (c / (8 * FINE_HUES)) as u8,
+    }
+}
+
+/// Whether the mark darkens the shape at shape coordinates `(u, v)`.
+fn marked(mark: u8, shape: u8, u: f32, v: f32) -> bool {
+    match mark {
+        0 => false,                                                   // solid
+        1 => ((u * u + v * v).sqrt() * 3.5).floor() as i32 & 1 == 1,  // rings
+        2 => ((u * 2.0).floor() + (v * 2.0).floor()) as i32 & 1 == 1, // checks
+        3 => (u * 2.5).floor() as i32 & 1 == 1,                       // stripes
+        4 => inside(shape, u / 0.55, v / 0.55),                       // inset
+        _ => {
+            let (a, b) = (
+                (u * 2.5).rem_euclid(1.0) - 0.5,
+                (v * 2.5).rem_euclid(1.0) - 0.5,
+            );
+            a * a + b * b <= 0.09 // dots
+        }
+    }
+}
+
+/// One shape drawn on a fine-grained image: the object or a distractor.
+struct Placed {
+    shape: u8,
+    mark: u8,
+    colour: [f32; 3],
+    cx: f32,
+    cy: f32,
+    radius: f32,
+    sin: f32,
+    cos: f32,
+}
+
+impl Placed {
+    /// The colour at pixel centre `(fx, fy)`, or `None` outside the shape.
+    fn colour_at(&self, fx: f32, fy: f32) -> Option<[f32; 3]> {
+        let (dx, dy) = ((fx - self.cx) / self.radius, (fy - self.cy) / self.radius);
+        let (u, v) = (
+            self.cos * dx + self.sin * dy,
+            -self.sin * dx + self.cos * dy,
+        );
+        if !inside(self.shape, u, v) {
+            return None;
+        }
+        let k = if marked(self.mark, self.shape, u, v) {
+            0.5
+        } else {
+            1.0
+        };
+        Some(self.colour.map(|c| c * k))
+    }
+}
+
+/// Draws one image of class `class` (`0`-based) at the given difficulty (see
+/// [`SynthOptions::difficulty`]); difficulty 0 is [`render_class_image`].
+pub fn render_class_image_with_difficulty<R: Rng + ?Sized>(
+    class: usize,
+    seed: u64,
+    width: u32,
+    height: u32,
+    difficulty: f32,
+    rng: &mut R,
+) -> (RgbImage, BoundingBox) {
+    if difficulty <= 0.0 {
+        return render_class_image(class, seed, width, height, rng);
+    }
+    let d = difficulty.min(1.0);
+    let style = fine_class_style(class, seed);
+    let (w, h) = (width as f32, height as f32);
+    let min_side = w.min(h);
+    let turn = 1.2 + d * (std::f32::consts::TAU - 1.2);
+    let hue_jitter = 0.06 * d;
+    let colour = |rng: &mut R, hue: f32| {
+        hsv(
+            hue + (rng.random::<f32>() - 0.5) * hue_jitter,
+            0.85 - 0.3 * d * rng.random::<f32>(),
+            0.95 - 0.3 * d * rng.random::<f32>(),
+        )
+    };
+    // the object
+    let radius = min_side * (0.25 - 0.07 * d + (0.15 + 0.05 * d) * rng.random::<f32>());
+    let spread = 0.3 + 0.25 * d;
+    let cx = w * (0.5 + (rng.random::<f32>() - 0.5) * spread);
+    let cy = h * (0.5 + (rng.random::<f32>() - 0.5) * spread);
+    let (sin, cos) = ((rng.random::<f32>() - 0.5) * turn).sin_cos();
+    let object = Placed {
+        shape: style.shape,
+        mark: style.mark,
+        colour: colour(rng, style.hue),
+        cx,
+        cy,
+        radius,
+        sin,
+        cos,
+    };
+    // the background: two-tone stripes of a colour drawn per image, not per class
+    let bg_hue = rng.random::<f32>();
+    let bg_sat = 0.1 + 0.4 * rng.random::<f32>();
+    let bg_val = 0.3 + 0.4 * rng.random::<f32>();
+    let background = [
+        hsv(bg_hue, bg_sat, bg_val),
+        hsv(bg_hue + 0.1, bg_sat, bg_val + 0.15),
+    ];
+    let stripe_angle = rng.random::<f32>() * std::f32::consts::PI;
+    let stripe_period = 4.0 + 6.0 * rng.random::<f32>();
+    let phase = rng.random::<f32>() * stripe_period;
+    let (ssin, scos) = stripe_angle.sin_cos();
+    // distractors behind the object: smaller shapes of any shape, colour and mark
+    let clutter = (rng.random::<f32>() * (1.0 + 3.0 * d)) as usize;
+    let mut distractors = Vec::with_capacity(clutter);
+    for _ in 0..clutter {
+        let shape = rng.random_range(0..8u8);
+        let mark = rng.random_range(0..FINE_MARKS as u8);
+        let hue = rng.random_range(0..FINE_HUES) as f32 / FINE_HUES as f32;
+        let colour = colour(rng, hue);
+        let r = radius * (0.3 + 0.25 * rng.random::<f32>());
+        let (x, y) = (w * rng.random::<f32>(), h * rng.random::<f32>());
+        let (sin, cos) = (rng.random::<f32>() * std::f32::consts::TAU).sin_cos();
+        distractors.push(Placed {
+            shape,
+            mark,
+            colour,
+            cx: x,
+            cy: y,
+            radius: r,
+            sin,
+            cos,
+        });
+    }
+    let brightness = 1.0 + (rng.random::<f32>() - 0.5) * (0.3 + 0.3 * d);
+    let noise = 24.0 + 24.0 * d;
+    let mut image = RgbImage::new(width, height);
+    for (x, y, pixel) in image.enumerate_pixels_mut() {
+        let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
+        let base = object
+            .colour_at(fx, fy)
+            .or_else(|| distractors.iter().rev().find_map(|p| p.colour_at(fx, fy)))
+            .unwrap_or_else(|| {
+                let t = (fx * scos + fy * ssin + phase) / stripe_period;
+                background[(t.floor() as i64).rem_euclid(2) as usize]
+            });
+        *pixel = Rgb(base.map(|c| {
+            let noisy = c * brightness + (rng.random::<f32>() - 0.5) * noise;
+            noisy.clamp(0.0, 255.0) as u8
+        }));
+    }
+    let x0 = (cx - radius).max(0.0) as u32;
+    let y0 = (cy - radius).max(0.0) as u32;
+    let x1 = ((cx + radius).max(0.0) as u32).min(width - 1);
+    let y1 = ((cy + radius).max(0.0) as u32).min(height - 1);
+    (
+        image,
+        BoundingBox::from_corners(x0.min(x1), y0.min(y1), x1, y1),
+    )
+}
+
 fn save(image: &RgbImage, path: &Path, format: SynthImageFormat) -> DataResult<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
@@ -316,11 +529,12 @@ pub fn write_synthetic_dataset(root: &Path, options: &SynthOptions) -> DataResul
     for class in 0..n {
         for instance in 0..per {
             let mut rng = keyed_rng(options.seed, Purpose::Synth, class as u64, instance as u64);
-            images.push(render_class_image(
+            images.push(render_class_image_with_difficulty(
                 class,
                 options.seed,
                 options.width,
                 options.height,
+                options.difficulty,
                 &mut rng,
             ));
         }
@@ -420,4 +634,36 @@ pub fn write_synthetic_dataset(root: &Path, options: &SynthOptions) -> DataResul
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fine_grained_classes_are_all_distinct_and_share_attributes() {
+        let styles: Vec<FineStyle> = (0..FINE_GRAINED_CLASSES)
+            .map(|c| fine_class_style(c, 0))
+            .collect();
+        for (i, a) in styles.iter().enumerate() {
+            for b in &styles[i + 1..] {
+                assert_ne!(a, b, "two classes look the same");
+            }
+        }
+        // the first 64 classes (the demo's train half) already repeat shapes and colours
+        let shapes = styles[..64]
+            .iter()
+            .filter(|s| s.shape == styles[0].shape)
+            .count();
+        let hues = styles[..64]
+            .iter()
+            .filter(|s| s.hue == styles[0].hue)
+            .count();
+        assert!(shapes > 1 && hues > 1, "{shapes} {hues}");
+        assert_ne!(
+            fine_class_style(0, 0),
+            fine_class_style(0, 1),
+            "the seed is unused"
+        );
+    }
 }

@@ -123,3 +123,102 @@ fn invalid_options_are_refused() {
     let err = write_synthetic_dataset(dir.path(), &SynthOptions::new().with_width(4)).unwrap_err();
     assert!(err.to_string().contains("4x48"), "{err}");
 }
+
+/// FNV-1a over the decoded pixels of every image in the folder layout, in class/instance order.
+fn folder_pixel_checksum(s: &ee_data::synth::SynthDataset) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for class in 0..s.num_classes {
+        for i in 0..s.images_per_class {
+            let path = s
+                .folder_dir
+                .join(format!("class_{class:03}"))
+                .join(format!("{i:04}.png"));
+            let img = load_rgb(&path, None).unwrap();
+            for byte in img.as_raw() {
+                hash ^= *byte as u64;
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+    }
+    hash
+}
+
+/// 4 classes x 3 images, PNG (lossless, so the checksum sees the rendered pixels).
+fn small_png_options() -> SynthOptions {
+    SynthOptions::new()
+        .with_num_classes(4)
+        .with_images_per_class(3)
+        .with_format(SynthImageFormat::Png)
+        .with_layouts(vec![SynthLayout::Folder])
+}
+
+fn checksum_of(options: &SynthOptions) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    folder_pixel_checksum(&write_synthetic_dataset(dir.path(), options).unwrap())
+}
+
+/// Checksums of the generator's images computed before `difficulty` existed: the default
+/// (difficulty 0) must keep drawing exactly these pixels.
+const DEFAULT_64X48_SEED0: u64 = 0x3fd1_e181_0abf_50eb;
+const DEFAULT_32X32_SEED7: u64 = 0x40a2_d97d_2cd6_ae8b;
+
+#[test]
+fn default_images_are_unchanged() {
+    let options = small_png_options();
+    assert_eq!(options.difficulty, 0.0);
+    assert_eq!(checksum_of(&options), DEFAULT_64X48_SEED0);
+    let options = options.with_width(32).with_height(32).with_seed(7);
+    assert_eq!(checksum_of(&options), DEFAULT_32X32_SEED7);
+    assert_eq!(
+        checksum_of(&options.with_difficulty(0.0)),
+        DEFAULT_32X32_SEED7
+    );
+}
+
+#[test]
+fn difficulty_draws_other_images_deterministically() {
+    let hard = small_png_options().with_difficulty(1.0);
+    let once = checksum_of(&hard);
+    assert_ne!(
+        once, DEFAULT_64X48_SEED0,
+        "difficulty 1 draws the default images"
+    );
+    assert_eq!(checksum_of(&hard), once, "same options, other pixels");
+    assert_ne!(
+        checksum_of(&hard.clone().with_seed(1)),
+        once,
+        "the seed changes nothing"
+    );
+    assert_ne!(
+        checksum_of(&hard.clone().with_difficulty(0.5)),
+        once,
+        "the difficulty's value changes nothing"
+    );
+    // instances of a class differ, and so do classes
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_synthetic_dataset(dir.path(), &hard).unwrap();
+    let file = |class: usize, i: usize| {
+        std::fs::read(s.folder_dir.join(format!("class_{class:03}/{i:04}.png"))).unwrap()
+    };
+    assert_ne!(file(0, 0), file(0, 1));
+    assert_ne!(file(0, 0), file(1, 0));
+}
+
+#[test]
+fn invalid_difficulty_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [-0.1f32, 1.5, f32::NAN] {
+        let err = write_synthetic_dataset(dir.path(), &small_png_options().with_difficulty(bad))
+            .unwrap_err();
+        assert!(err.to_string().contains("difficulty = "), "{err}");
+    }
+    let err = write_synthetic_dataset(
+        dir.path(),
+        &small_png_options()
+            .with_num_classes(300)
+            .with_layouts(vec![SynthLayout::Folder])
+            .with_difficulty(0.5),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("num_classes = 300"), "{err}");
+}

@@ -600,3 +600,61 @@ fn default_optimizer_section() -> OptimizerSection {
 fn default_schedule() -> ScheduleSection {
     empty()
 }
+
+#[cfg(test)]
+mod synthetic_difficulty_tests {
+    use super::*;
+
+    fn parse(synthetic: &str, set: &[&str]) -> Result<RawConfig, ConfigError> {
+        let text = format!(
+            "[data]\nformat = \"synthetic\"\nroot = \"nowhere/synth\"\n\
+             [data.synthetic]\n{synthetic}\n[run]\noutput_dir = \"runs/t\"\n"
+        );
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        RawConfig::parse_str(&text, &set, "t.toml")
+    }
+
+    fn difficulty(raw: &RawConfig) -> f32 {
+        raw.data.synthetic.as_ref().unwrap().difficulty
+    }
+
+    #[test]
+    fn difficulty_defaults_to_zero_and_takes_floats_and_integers() {
+        assert_eq!(difficulty(&parse("seed = 1", &[]).unwrap()), 0.0);
+        assert_eq!(difficulty(&parse("difficulty = 0.25", &[]).unwrap()), 0.25);
+        assert_eq!(difficulty(&parse("difficulty = 1", &[]).unwrap()), 1.0);
+        let set = ["data.synthetic.difficulty=0.5"];
+        assert_eq!(difficulty(&parse("", &set).unwrap()), 0.5);
+    }
+
+    #[test]
+    fn difficulty_out_of_range_names_the_field() {
+        for bad in [
+            "difficulty = 1.5",
+            "difficulty = -1",
+            "difficulty = \"hard\"",
+        ] {
+            let err = parse(bad, &[]).unwrap_err().to_string();
+            assert!(err.contains("data.synthetic.difficulty"), "{bad}: {err}");
+        }
+        let err = parse("", &["data.synthetic.difficulty=2"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.synthetic.difficulty: must be in 0..=1, got 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_difficulty_is_left_out_of_the_resolved_config() {
+        let raw = parse("seed = 1", &[]).unwrap();
+        assert!(!raw.to_toml().contains("difficulty"), "{}", raw.to_toml());
+        let raw = parse("difficulty = 0.5", &[]).unwrap();
+        assert!(
+            raw.to_toml().contains("difficulty = 0.5"),
+            "{}",
+            raw.to_toml()
+        );
+    }
+}
