@@ -16,6 +16,7 @@ use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use ee_data::{BatchPlan, ClassBalancedSampler, LoaderConfig, SamplerConfig, SamplerState, Split};
 use ee_eval::EvalConfig;
+use ee_loss::batch::check_batch;
 use ee_loss::PairLoss;
 use ee_model::Embed;
 
@@ -448,8 +449,15 @@ impl Trainer {
                     let rows = batch.class_ids.len();
                     let embeddings = model.embed(batch.images);
                     let log_now = (batch.batch_index as u64).is_multiple_of(c.log_every_steps);
-                    // Embedding Expansion, then the loss on real and synthetic points.
-                    let expanded = loss.expansion().expand(embeddings, batch.labels)?;
+                    // Embedding Expansion, then the loss on real and synthetic points. The
+                    // batch layout is checked on the host labels the loader already has (no
+                    // read-back in the hot path); a non-finite embedding surfaces as a
+                    // non-finite loss below.
+                    let host_labels: Vec<i64> =
+                        batch.class_ids.iter().map(|&c| i64::from(c)).collect();
+                    let expansion = loss.expansion();
+                    check_batch(&host_labels, rows, expansion.n_inner_pts() > 0)?;
+                    let expanded = expansion.expand_unchecked(embeddings, batch.labels);
                     let output = loss.forward_expanded(&expanded);
                     let step = iteration + 1;
                     let mut trained = output.loss.clone();
