@@ -272,7 +272,7 @@ fn data_synth_and_check() {
     std::fs::write(
         &config,
         format!(
-            "[data]\nformat = \"reference_meta\"\nroot = \"{}\"\n[schedule]\nbatch_size = 4\ninstances_per_class = 2\n[run]\noutput_dir = \"{}\"\n",
+            "[data]\nformat = \"reference_meta\"\nroot = \"{}\"\n[schedule]\nbatch_size = 4\ninstances_per_class = 2\nrecall_k = [1, 2]\n[run]\noutput_dir = \"{}\"\n",
             root.join("cars196").display(),
             dir.path().join("run").display()
         ),

@@ -3,7 +3,7 @@
 //! Errors are [`NpyError`]s that name the file; each crate wraps them in its own error type.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use npyz::{DType, NpyFile, TypeChar, WriterBuilder};
@@ -40,14 +40,327 @@ pub struct Matrix {
     pub values: Vec<f32>,
 }
 
-fn open(path: &Path) -> Result<NpyFile<BufReader<File>>, NpyError> {
-    let file = File::open(path).map_err(|e| NpyError {
+/// The longest `.npy` header read, in bytes: numpy refuses longer ones too (`np.load`'s
+/// default `max_header_size`). A header is read whole into memory before it is parsed.
+pub const MAX_HEADER_LEN: usize = 10_000;
+
+/// The reader npyz gets: the header, already read and checked, then the rest of the file.
+type Source = std::io::Chain<Cursor<Vec<u8>>, BufReader<File>>;
+
+fn open(path: &Path) -> Result<NpyFile<Source>, NpyError> {
+    let io_error = |what: &str, e: std::io::Error| NpyError {
         path: path.to_path_buf(),
-        reason: format!("cannot open: {e}"),
+        reason: format!("{what}: {e}"),
         io: Some(e),
-    })?;
-    NpyFile::new(BufReader::new(file))
+    };
+    let mut file = File::open(path).map_err(|e| io_error("cannot open", e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| io_error("cannot open", e))?
+        .len();
+    let head = read_checked_header(path, &mut file, file_len)?;
+    NpyFile::new(Cursor::new(head).chain(BufReader::new(file)))
         .map_err(|e| error(path, format!("not a readable .npy file: {e}")))
+}
+
+/// Reads the magic, version, header length and header of a `.npy` file and checks every size
+/// they claim against the file's length, before npyz sees them: npyz allocates the header
+/// length it reads, and multiplies the shape's dimensions without checking for overflow
+/// (a panic, or in release builds a wrapped element count, e.g. 0 for `(2**32, 2**32)`);
+/// its header parser takes exponential time on nested brackets (see [`HeaderParser`]).
+///
+/// Returns the bytes read. What is not a `.npy` header of a known version is left to npyz to
+/// report.
+fn read_checked_header(path: &Path, file: &mut File, file_len: u64) -> Result<Vec<u8>, NpyError> {
+    let read_err = |e: std::io::Error| NpyError {
+        path: path.to_path_buf(),
+        reason: format!("cannot read the header: {e}"),
+        io: Some(e),
+    };
+    let mut head = Vec::with_capacity(12);
+    file.by_ref()
+        .take(12)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
+    if head.len() < 10 || &head[..6] != b"\x93NUMPY" {
+        return Ok(head);
+    }
+    let (prefix, header_len) = match head[6] {
+        1 => (10, u64::from(u16::from_le_bytes([head[8], head[9]]))),
+        2 | 3 if head.len() == 12 => (
+            12,
+            u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]])),
+        ),
+        _ => return Ok(head),
+    };
+    if header_len > MAX_HEADER_LEN as u64 {
+        return Err(error(
+            path,
+            format!(
+                "its header claims {header_len} bytes, more than the {MAX_HEADER_LEN} bytes numpy accepts"
+            ),
+        ));
+    }
+    let data_start = prefix + header_len;
+    if data_start > file_len {
+        return Err(error(
+            path,
+            format!(
+                "its header claims {header_len} bytes but the file holds only {} after the \
+                 {prefix}-byte prefix (a truncated file?)",
+                file_len.saturating_sub(prefix)
+            ),
+        ));
+    }
+    // A version 1.0 header shorter than 2 bytes ends inside the 12 bytes read.
+    let mut rest = Vec::with_capacity(header_len as usize);
+    file.by_ref()
+        .take(data_start.saturating_sub(head.len() as u64))
+        .read_to_end(&mut rest)
+        .map_err(read_err)?;
+    head.extend(rest);
+    if (head.len() as u64) < data_start {
+        return Err(error(path, "the file ends inside its header"));
+    }
+    let text = &head[prefix as usize..data_start as usize];
+    check_header_text(path, text, file_len - data_start)?;
+    Ok(head)
+}
+
+/// Checks a header's text (the bytes after the prefix) and the sizes it claims: it must be a
+/// dict of the plain Python literals numpy writes (see [`HeaderParser`]); every `shape` must
+/// have an element count that fits in 64 bits (npyz multiplies the dimensions, and their
+/// prefix products, unchecked); with a plain `descr`, the data it claims must fit in the
+/// `data_len` bytes after the header.
+fn check_header_text(path: &Path, header: &[u8], data_len: u64) -> Result<(), NpyError> {
+    let bad = |reason: String| {
+        error(
+            path,
+            format!("its header is not a dict as numpy writes it: {reason}"),
+        )
+    };
+    let text = std::str::from_utf8(header).map_err(|_| bad("not UTF-8 text".into()))?;
+    let entries = HeaderParser::new(text).header().map_err(bad)?;
+    let mut item_sizes = Vec::new();
+    for (_, descr) in entries.iter().filter(|(k, _)| k == "descr") {
+        if let Literal::Str(descr) = descr {
+            if let Some(size) = descr
+                .parse::<npyz::TypeStr>()
+                .ok()
+                .and_then(|t| t.num_bytes())
+            {
+                item_sizes.push((descr.clone(), size as u64));
+            }
+        }
+    }
+    for (_, shape) in entries.iter().filter(|(k, _)| k == "shape") {
+        let dims: Option<Vec<u64>> = match shape {
+            Literal::Seq(dims) => dims
+                .iter()
+                .map(|d| match d {
+                    Literal::Int(n) => Some(*n),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
+        let Some(dims) = dims else {
+            return Err(bad("'shape' is not a tuple of non-negative integers".into()));
+        };
+        // The product of the non-zero dimensions bounds every partial product.
+        let count = dims
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let Some(count) = count else {
+            return Err(error(
+                path,
+                format!("its shape {dims:?} has more elements than 64 bits can count"),
+            ));
+        };
+        let count = if dims.contains(&0) { 0 } else { count };
+        for (descr, size) in &item_sizes {
+            match count.checked_mul(*size) {
+                Some(bytes) if bytes <= data_len => {}
+                bytes => {
+                    let needs = bytes.map_or("more than 2^64".to_string(), |b| b.to_string());
+                    return Err(error(
+                        path,
+                        format!(
+                            "its shape {dims:?} of '{descr}' needs {needs} bytes of data but the \
+                             file holds only {data_len} bytes after its header (a truncated file?)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Python literal of the kinds numpy writes in a header.
+#[derive(Debug, Clone, PartialEq)]
+enum Literal {
+    Str(String),
+    Int(u64),
+    Bool(bool),
+    None,
+    /// A tuple or a list.
+    Seq(Vec<Literal>),
+}
+
+/// A strict parser of `.npy` headers: a dict with string keys whose values are strings
+/// without backslashes, non-negative integers, `True`, `False`, `None`, and tuples or lists of
+/// these nested at most [`HeaderParser::MAX_DEPTH`] deep (structured dtypes). This is all
+/// `np.save` writes.
+///
+/// npyz parses headers with `py_literal`, whose parser takes time exponential in the nesting
+/// depth (a 100-byte header of 30 nested lists takes hours), so only headers this parser
+/// accepts reach it. No backslashes: so that every string means the same to both parsers.
+struct HeaderParser<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> HeaderParser<'a> {
+    /// The dict counts as one level.
+    const MAX_DEPTH: usize = 5;
+
+    fn new(text: &'a str) -> Self {
+        HeaderParser { text, pos: 0 }
+    }
+
+    fn fail<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("{what} at byte {}", self.pos))
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.text[self.pos..]
+    }
+
+    fn skip_space(&mut self) {
+        let rest = self.rest();
+        self.pos += rest.len() - rest.trim_start().len();
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        self.skip_space();
+        if self.rest().starts_with(token) {
+            self.pos += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The whole header: a dict, then only white space (numpy pads with spaces and `\n`).
+    fn header(mut self) -> Result<Vec<(String, Literal)>, String> {
+        if !self.eat("{") {
+            return self.fail("expected `{`");
+        }
+        let mut entries = Vec::new();
+        loop {
+            if self.eat("}") {
+                break;
+            }
+            self.skip_space();
+            let key = self.string()?;
+            if !self.eat(":") {
+                return self.fail("expected `:`");
+            }
+            let value = self.value(2)?;
+            entries.push((key, value));
+            if !self.eat(",") {
+                if self.eat("}") {
+                    break;
+                }
+                return self.fail("expected `,` or `}`");
+            }
+        }
+        self.skip_space();
+        if !self.rest().is_empty() {
+            return self.fail("unexpected text after the dict");
+        }
+        Ok(entries)
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Literal, String> {
+        self.skip_space();
+        let rest = self.rest();
+        let close = match rest.as_bytes().first() {
+            Some(b'(') => ")",
+            Some(b'[') => "]",
+            Some(b'\'' | b'"') => return self.string().map(Literal::Str),
+            Some(b'0'..=b'9') => return self.integer(),
+            _ => {
+                for (word, literal) in [
+                    ("True", Literal::Bool(true)),
+                    ("False", Literal::Bool(false)),
+                    ("None", Literal::None),
+                ] {
+                    if rest.starts_with(word) {
+                        self.pos += word.len();
+                        return Ok(literal);
+                    }
+                }
+                return self
+                    .fail("expected a string, a number, True, False, None, a tuple or a list");
+            }
+        };
+        if depth > Self::MAX_DEPTH {
+            return self.fail(&format!("nested deeper than {} levels", Self::MAX_DEPTH));
+        }
+        self.pos += 1;
+        let mut items = Vec::new();
+        loop {
+            if self.eat(close) {
+                break;
+            }
+            items.push(self.value(depth + 1)?);
+            if !self.eat(",") {
+                if self.eat(close) {
+                    break;
+                }
+                return self.fail(&format!("expected `,` or `{close}`"));
+            }
+        }
+        Ok(Literal::Seq(items))
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let rest = self.rest();
+        let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            return self.fail("expected a quoted string");
+        };
+        let body = &rest[1..];
+        match body.find([quote, '\\', '\n']) {
+            Some(end) if body[end..].starts_with(quote) => {
+                self.pos += end + 2;
+                Ok(body[..end].to_string())
+            }
+            Some(end) if body[end..].starts_with('\\') => {
+                self.pos += end + 1;
+                self.fail("a backslash in a string")
+            }
+            _ => self.fail("an unterminated string"),
+        }
+    }
+
+    fn integer(&mut self) -> Result<Literal, String> {
+        let rest = self.rest();
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(n) = rest[..digits].parse::<u64>() else {
+            return self.fail("an integer larger than 2^64");
+        };
+        self.pos += digits;
+        if self
+            .rest()
+            .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+        {
+            return self.fail("expected an integer");
+        }
+        Ok(Literal::Int(n))
+    }
 }
 
 fn plain_type(path: &Path, dtype: &DType) -> Result<(TypeChar, u64), NpyError> {

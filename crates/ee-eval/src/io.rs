@@ -60,12 +60,17 @@ pub fn load_csv(path: impl AsRef<Path>) -> Result<(EmbeddingMatrix, Vec<i64>)> {
     let mut labels = Vec::new();
     let mut data = Vec::new();
     let mut dim = None;
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format_error(path, format!("line {}: {e}", line + 1)))?;
+    for (index, record) in reader.records().enumerate() {
+        // The line in the file where the record starts (the reader skips blank lines).
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(index + 1, |p| p.line() as usize);
+            format_error(path, format!("line {line}: {e}"))
+        })?;
+        let line = record.position().map_or(index + 1, |p| p.line() as usize) - 1;
         let Some(first) = record.get(0) else { continue };
         let label = match first.parse::<i64>() {
             Ok(l) => l,
-            Err(_) if line == 0 => continue, // a header
+            Err(_) if index == 0 => continue, // a header
             Err(_) => {
                 return Err(format_error(
                     path,

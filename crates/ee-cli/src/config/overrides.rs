@@ -4,9 +4,15 @@ use std::path::Path;
 
 use super::{ConfigError, RawConfig};
 
+/// The most dot-separated parts a `--set` key may have: the schema's deepest keys have 3
+/// (`data.augment.flip`), and each part is a level of tables to build (and later to walk
+/// recursively: 50,000 of them overflowed the stack).
+pub const MAX_KEY_PARTS: usize = 8;
+
 /// Applies one `section.key=value` override to a parsed TOML table. The value is read as a
 /// TOML value (`3`, `1e-4`, `true`, `[1, 2]`, `"text"`); anything that is not one is taken
-/// as a string, so `--set run.output_dir=runs/a` works without quotes.
+/// as a string, so `--set run.output_dir=runs/a` works without quotes. Text that is more
+/// than one TOML value (`1\nseed = 3`) is refused: its other keys would be dropped.
 pub fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
     let err = |message: &str| ConfigError::Override {
         arg: arg.into(),
@@ -20,9 +26,22 @@ pub fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigEr
     if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
         return Err(err("the key must be section.key, e.g. optimizer.lr"));
     }
+    if parts.len() > MAX_KEY_PARTS {
+        return Err(err(&format!(
+            "the key has {} parts; config keys have at most {MAX_KEY_PARTS} (e.g. data.augment.flip)",
+            parts.len()
+        )));
+    }
     let value = value.trim();
     let value = match format!("v = {value}").parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").expect("the key was written"),
+        Ok(t) if t.len() > 1 => {
+            return Err(err(
+                "the value must be one TOML value (a newline in it starts another key)",
+            ))
+        }
+        Ok(mut t) => t
+            .remove("v")
+            .ok_or_else(|| err("the value must be one TOML value"))?,
         Err(_) => toml::Value::String(value.to_string()),
     };
     let mut node = table;

@@ -4,13 +4,14 @@
 //! fields `relative_im_path` (char), `bbox_x1`, `bbox_y1`, `bbox_x2`, `bbox_y2`, `class`
 //! (1-based, 196 classes) and `test` (the classification split, unused by metric learning),
 //! and `class_names`, a cell array of strings. The metric-learning split puts classes 1-98 in
-//! train (8054 images) and 99-196 in test (8131 images). MAT files are read and written with
-//! the `matrw` crate.
+//! train (8054 images) and 99-196 in test (8131 images). MAT files are written with the `matrw`
+//! crate and read by `formats/mat5.rs`.
 
 use std::path::Path;
 
 use matrw::{MatFile, MatVariable, StructureArray};
 
+use super::mat5::{read_struct_array, MatError, Scalar};
 use super::reference_meta::{write_meta_boxes, write_meta_records, MetaRecord};
 use super::text::join;
 use crate::error::{DataError, Result};
@@ -55,67 +56,55 @@ impl CarsAnnotation {
 }
 
 /// Reads the `annotations` struct array of a `cars_annos.mat`, in file order.
+///
+/// The file is read by `formats/mat5.rs`, which checks every size the file claims against the
+/// bytes it has (matrw, which writes these files, allocates what a corrupt length field says
+/// and panics on many malformed files).
 pub fn read_cars_annotations(mat_path: &Path) -> Result<Vec<CarsAnnotation>> {
     let bytes = std::fs::read(mat_path).map_err(|e| DataError::io(mat_path, e))?;
-    // matrw returns errors for most malformed input but still unwraps in places: a corrupt
-    // file must not bring the program down, so a panic inside it becomes an error too.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let parsed = std::panic::catch_unwind(|| matrw::load_matfile_from_u8(&bytes));
-    std::panic::set_hook(hook);
-    let mat = match parsed {
-        Ok(Ok(mat)) => mat,
-        Ok(Err(e)) => {
+    let annotations = match read_struct_array(&bytes, "annotations") {
+        Ok(array) => array,
+        Err(MatError::Corrupt(reason)) => {
             return Err(DataError::format(
                 mat_path,
-                format!("not a readable MAT file: {e}"),
+                format!("not a readable MAT file: {reason}"),
             ))
         }
-        Err(_) => {
-            return Err(DataError::format(
-                mat_path,
-                "not a readable MAT file (corrupt data)",
-            ))
-        }
-    };
-    let annotations = match mat.iter().find(|(name, _)| name.as_str() == "annotations") {
-        Some((_, var)) => var,
-        None => {
+        Err(MatError::Missing) => {
             return Err(DataError::format(
                 mat_path,
                 "no variable named `annotations`",
             ))
         }
-    };
-    // a 1 x 1 struct array comes back as a plain struct
-    let elements: Vec<&MatVariable> = match annotations {
-        MatVariable::StructureArray(array) => array.value.iter().collect(),
-        MatVariable::Structure(_) => vec![annotations],
-        _ => {
+        Err(MatError::NotStruct) => {
             return Err(DataError::format(
                 mat_path,
                 "`annotations` is not a struct array",
             ))
         }
     };
-    let mut out = Vec::with_capacity(elements.len());
-    for (index, element) in elements.into_iter().enumerate() {
-        let field = |name: &str| -> Result<&MatVariable> {
-            match &element[name] {
-                MatVariable::Null => Err(DataError::format(
-                    mat_path,
-                    format!("annotations({}) has no field `{name}`", index + 1),
-                )),
-                var => Ok(var),
-            }
-        };
+    if annotations.count > 0 {
+        if let Some(missing) = ANNOTATION_FIELDS
+            .iter()
+            .find(|f| !annotations.fields.iter().any(|name| name == *f))
+        {
+            return Err(DataError::format(
+                mat_path,
+                format!("annotations(1) has no field `{missing}`"),
+            ));
+        }
+    }
+    // Every field is there, so `count` elements of values were read.
+    let mut out = Vec::with_capacity(annotations.count);
+    for index in 0..annotations.count {
+        let field = |name: &str| annotations.get(index, name).unwrap_or(&Scalar::Other);
         let number = |name: &str| -> Result<u32> {
-            let value = scalar(field(name)?).ok_or_else(|| {
-                DataError::format(
+            let Scalar::Number(value) = *field(name) else {
+                return Err(DataError::format(
                     mat_path,
                     format!("annotations({}).{name} is not a number", index + 1),
-                )
-            })?;
+                ));
+            };
             if !(0.0..=u32::MAX as f64).contains(&value) || value.fract() != 0.0 {
                 return Err(DataError::format(
                     mat_path,
@@ -127,17 +116,17 @@ pub fn read_cars_annotations(mat_path: &Path) -> Result<Vec<CarsAnnotation>> {
             }
             Ok(value as u32)
         };
-        let relative_im_path = string(field("relative_im_path")?).ok_or_else(|| {
-            DataError::format(
+        let Scalar::Text(relative_im_path) = field("relative_im_path") else {
+            return Err(DataError::format(
                 mat_path,
                 format!(
                     "annotations({}).relative_im_path is not a string",
                     index + 1
                 ),
-            )
-        })?;
+            ));
+        };
         out.push(CarsAnnotation {
-            relative_im_path,
+            relative_im_path: relative_im_path.clone(),
             corners: [
                 number("bbox_x1")?,
                 number("bbox_y1")?,
@@ -263,38 +252,6 @@ pub fn write_cars_annotations(
     }
     matrw::save_matfile_v7(path_str, mat, true)
         .map_err(|e| DataError::format(mat_path, format!("cannot write MAT file: {e}")))
-}
-
-/// The first value of a numeric MAT array of any numeric class, as f64.
-///
-/// Dispatches on the stored class: matrw's typed getters panic on a class mismatch.
-fn scalar(var: &MatVariable) -> Option<f64> {
-    use matrw::MatlabType as T;
-    Some(match var.numeric_type()? {
-        T::U8(v) => f64::from(*v.first()?),
-        T::I8(v) => f64::from(*v.first()?),
-        T::U16(v) => f64::from(*v.first()?),
-        T::I16(v) => f64::from(*v.first()?),
-        T::U32(v) => f64::from(*v.first()?),
-        T::I32(v) => f64::from(*v.first()?),
-        T::U64(v) => *v.first()? as f64,
-        T::I64(v) => *v.first()? as f64,
-        T::F32(v) => f64::from(*v.first()?),
-        T::F64(v) => *v.first()?,
-        T::BOOL(v) => f64::from(u8::from(*v.first()?)),
-        _ => return None,
-    })
-}
-
-/// A MAT char array as a string (char data, or UTF-16 code units).
-fn string(var: &MatVariable) -> Option<String> {
-    use matrw::MatlabType as T;
-    match var.numeric_type()? {
-        T::UTF8(chars) | T::UTF16(chars) => Some(chars.iter().collect()),
-        T::U16(units) => String::from_utf16(units).ok(),
-        T::U8(bytes) => String::from_utf8(bytes.clone()).ok(),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -112,7 +112,9 @@ pub fn read_inshop(root: &Path) -> Result<QueryGalleryDataset> {
         query: Split::new(query, what("query"))?,
         gallery: Split::new(gallery, what("gallery"))?,
     };
-    out.dataset()?; // train classes must not reappear in the query/gallery
+    // Train classes must not reappear in the query/gallery.
+    out.dataset()
+        .map_err(|e| DataError::format(&path, e.to_string()))?;
     Ok(out)
 }
 

@@ -7,6 +7,7 @@ pub mod cars196;
 pub mod cub;
 pub mod folder;
 pub mod inshop;
+mod mat5;
 pub mod reference_meta;
 pub mod sop;
 mod text;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::text::{join, lines, read_text};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::item::{Dataset, Item, Split};
 
 /// The header line of the Ebay files.
@@ -42,8 +42,13 @@ pub fn read_sop_split(list_path: &Path, root: &Path) -> Result<Split> {
 
 /// Reads Stanford Online Products from its folder (`Ebay_train.txt`, `Ebay_test.txt`).
 pub fn read_sop(root: &Path) -> Result<Dataset> {
-    Dataset::class_disjoint(
-        read_sop_split(&root.join("Ebay_train.txt"), root)?,
-        read_sop_split(&root.join("Ebay_test.txt"), root)?,
+    let (train, test) = (root.join("Ebay_train.txt"), root.join("Ebay_test.txt"));
+    Dataset::class_disjoint(read_sop_split(&train, root)?, read_sop_split(&test, root)?).map_err(
+        |e| {
+            DataError::format(
+                &test,
+                format!("{e} (the train split is {})", train.display()),
+            )
+        },
     )
 }
