@@ -80,8 +80,13 @@ fn check_split(name: &str, split: &Split, use_bbox: bool, quiet: bool) -> SplitR
 /// fewer than two images (no positive pair to train or retrieve).
 pub fn data_check(config: &RunConfig, quiet: bool) -> Result<()> {
     // Every check `ee train` runs before decoding anything, with its messages.
-    crate::train::prepare(config, &crate::train::TrainOptions::default())?;
+    crate::backend::check_compiled(config)?;
     let dataset = open_dataset(config)?;
+    crate::train::prepare_dataset(
+        config,
+        &crate::train::TrainOptions::default(),
+        dataset.clone(),
+    )?;
     let use_bbox = config.get().data.use_bbox;
     let mut failed = 0;
     for (name, split) in [("train", &dataset.train), ("test", &dataset.test)] {

@@ -39,7 +39,15 @@ pub struct TrainOptions {
 pub fn prepare(config: &RunConfig, options: &TrainOptions) -> Result<Prepared> {
     check_compiled(config)?;
     // Data first: its errors are the likeliest and cost nothing to find.
-    let dataset = open_dataset(config)?;
+    prepare_dataset(config, options, open_dataset(config)?)
+}
+
+/// [`prepare`] on a dataset already opened (after the backend check).
+pub fn prepare_dataset(
+    config: &RunConfig,
+    options: &TrainOptions,
+    dataset: ee_data::Dataset,
+) -> Result<Prepared> {
     let splits = RunSplits::open(config, dataset)?;
     let loss = config.loss().init()?;
     let trainer = trainer_config(config, options.resume, options.quiet);

@@ -345,3 +345,23 @@ mod flex {
         )
     }
 }
+
+/// Checks a backbone's BatchNorm settings (`bn_epsilon`, `bn_momentum`), shared by every
+/// backbone config.
+pub(crate) fn check_settings(epsilon: f64, momentum: f64) -> Result<(), crate::ModelError> {
+    if !(epsilon.is_finite() && epsilon > 0.0) {
+        return Err(crate::ModelError::InvalidConfig {
+            field: "bn_epsilon",
+            value: epsilon.to_string(),
+            rule: "must be a positive number",
+        });
+    }
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(crate::ModelError::InvalidConfig {
+            field: "bn_momentum",
+            value: momentum.to_string(),
+            rule: "must lie in [0, 1]",
+        });
+    }
+    Ok(())
+}

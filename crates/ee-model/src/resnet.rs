@@ -54,21 +54,7 @@ pub struct ResNet50Config {
 impl ResNet50Config {
     /// Checks the settings.
     pub fn check(&self) -> Result<(), ModelError> {
-        if !(self.bn_epsilon.is_finite() && self.bn_epsilon > 0.0) {
-            return Err(ModelError::InvalidConfig {
-                field: "bn_epsilon",
-                value: self.bn_epsilon.to_string(),
-                rule: "must be a positive number",
-            });
-        }
-        if !(0.0..=1.0).contains(&self.bn_momentum) {
-            return Err(ModelError::InvalidConfig {
-                field: "bn_momentum",
-                value: self.bn_momentum.to_string(),
-                rule: "must lie in [0, 1]",
-            });
-        }
-        Ok(())
+        crate::batch_norm::check_settings(self.bn_epsilon, self.bn_momentum)
     }
 
     /// Builds a randomly initialised backbone (load weights with
