@@ -93,6 +93,7 @@ impl EmbeddingExpansion {
             return ExpandedBatch {
                 unique: embeddings,
                 index: None,
+                unique_labels: labels.clone(),
                 labels,
                 batch_size,
                 n_inner_pts: 0,
@@ -102,7 +103,7 @@ impl EmbeddingExpansion {
         let half = batch_size / 2;
         let even_rows = Tensor::<B, 1, Int>::arange_step(0..batch_size as i64, 2, &device);
         let odd_rows = Tensor::<B, 1, Int>::arange_step(1..batch_size as i64, 2, &device);
-        let x_even = embeddings.clone().select(0, even_rows); // [B/2, D]
+        let x_even = embeddings.clone().select(0, even_rows.clone()); // [B/2, D]
         let x_odd = embeddings.clone().select(0, odd_rows); // [B/2, D]
 
         // Only s_t(i) for even i: the odd rows' points are the same ones in reverse order.
@@ -133,9 +134,13 @@ impl EmbeddingExpansion {
             }
         }
         let index = Tensor::<B, 1, Int>::from_data(index.as_slice(), &device);
+        // Each synthetic point is labelled as its even row (the pair shares the class).
+        let mut unique_labels = vec![labels.clone()];
+        unique_labels.extend((0..n).map(|_| labels.clone().select(0, even_rows.clone())));
         ExpandedBatch {
             unique,
             index: Some(index),
+            unique_labels: Tensor::cat(unique_labels, 0),
             labels: labels.repeat_dim(0, n + 1),
             batch_size,
             n_inner_pts: n,
@@ -151,6 +156,8 @@ pub struct ExpandedBatch<B: Backend> {
     unique: Tensor<B, 2>,
     /// Row of `unique` for each expanded row [N]; `None` when there is no synthetic point.
     index: Option<Tensor<B, 1, Int>>,
+    /// Labels of `unique` [B + n * B/2].
+    unique_labels: Tensor<B, 1, Int>,
     /// Labels of the expanded rows [N].
     labels: Tensor<B, 1, Int>,
     batch_size: usize,
@@ -212,6 +219,38 @@ impl<B: Backend> ExpandedBatch<B> {
         pairwise: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
     ) -> Tensor<B, 2> {
         self.expand_pairwise(pairwise(self.unique.clone()))
+    }
+
+    /// The distinct points, `[B + n * B / 2, D]`: the originals, then the synthetic points of
+    /// the even rows for `t = 1..n`. [`Self::embeddings`] is these rows by [`Self::index`].
+    pub fn unique_embeddings(&self) -> Tensor<B, 2> {
+        self.unique.clone()
+    }
+
+    /// The labels of [`Self::unique_embeddings`].
+    pub fn unique_labels(&self) -> Tensor<B, 1, Int> {
+        self.unique_labels.clone()
+    }
+
+    /// Which distinct point each expanded row is, `[(n + 1) * B]` (`None` when n = 0: the
+    /// rows are the points).
+    pub fn index(&self) -> Option<Tensor<B, 1, Int>> {
+        self.index.clone()
+    }
+
+    /// How many expanded rows each distinct point stands for, `[1, U]`: 1 for an original,
+    /// 2 for a synthetic point (`s_t(i)` is also `s_{n+1-t}(p(i))`).
+    pub fn multiplicity(&self) -> Tensor<B, 2> {
+        let [u, _] = self.unique.dims();
+        let device = self.unique.device();
+        let ones = Tensor::<B, 2>::ones([1, self.batch_size], &device);
+        if u == self.batch_size {
+            return ones;
+        }
+        Tensor::cat(
+            vec![ones, Tensor::ones([1, u - self.batch_size], &device).mul_scalar(2.0)],
+            1,
+        )
     }
 
     fn expand_pairwise(&self, matrix: Tensor<B, 2>) -> Tensor<B, 2> {

@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor};
 
 use crate::expansion::{EmbeddingExpansion, EmbeddingExpansionConfig, ExpandedBatch};
-use crate::mining::{hardest_pairs, HardestPairs};
+use crate::mining::{hardest_pairs_distinct, HardestPairs};
 use crate::pair_loss::{LossOutput, PairLoss};
 use crate::reduction::Reduction;
 use crate::LossError;
@@ -90,7 +90,7 @@ impl HphnTripletLoss {
 
     /// Scores an already expanded batch (for instance one expanded with other settings).
     pub fn forward_expanded<B: Backend>(&self, batch: &ExpandedBatch<B>) -> HphnOutput<B> {
-        let pairs = hardest_pairs(batch, batch.distance_matrix());
+        let pairs = hardest_pairs_distinct(batch);
         let difference = pairs.positive_distance.clone() - pairs.negative_distance.clone();
         let per_anchor = if self.soft_margin {
             softplus(difference)
