@@ -256,6 +256,7 @@ fn run<B: Backend>(
             recall: pair.recall,
             inertia: km.inertia,
             iterations: km.iterations,
+            algorithm: km.algorithm.name().to_string(),
             converged: km.converged,
         });
     }

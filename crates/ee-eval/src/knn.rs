@@ -26,6 +26,11 @@
 //! `sort`/`topk_with_indices` are documented unstable, the flex backend has no `argtopk`, and
 //! CubeCL backends implement `sort` by reading the tensor back to the host anyway.)
 //!
+//! Two engines compute the screening ([`Engine`]): this one, one matmul per chunk on the
+//! burn backend (the route for GPUs), and [`crate::knn_host`], a tiled host GEMM fused with
+//! the selection that also halves the work in self mode (the route on CPU backends). The
+//! candidates and the f64 ranking are the same, so are the neighbours.
+//!
 //! In self mode (one set against itself) a query never retrieves itself: its own index is
 //! skipped (only the diagonal; exact duplicates elsewhere in the set are kept).
 
@@ -35,11 +40,55 @@ use rayon::prelude::*;
 
 use crate::error::EvalError;
 use crate::input::read_f32;
+use crate::knn_host::HostSet;
 
-/// How the k-NN search is chunked.
+/// Where the k-NN and k-means dot products are computed.
+#[derive(Config, Debug, PartialEq, Eq, Copy)]
+pub enum Engine {
+    /// The host engine on CPU backends (flex, ndarray, LibTorch's CPU), the backend engine
+    /// on the others (GPUs).
+    Auto,
+    /// Tiled f32 GEMM on the host, fused with the selection ([`crate::knn_host`],
+    /// [`crate::kmeans_host`]): the embeddings are read back once.
+    Host,
+    /// One matmul per chunk of queries on the burn backend, each block read back.
+    Backend,
+}
+
+impl Engine {
+    /// The engine that runs for backend `B` on `device`.
+    pub fn resolve<B: Backend>(self, device: &B::Device) -> Engine {
+        match self {
+            Engine::Auto if runs_on_host::<B>(device) => Engine::Host,
+            Engine::Auto => Engine::Backend,
+            other => other,
+        }
+    }
+
+    /// `"host"` or `"backend"` (or `"auto"`), as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Host => "host",
+            Engine::Backend => "backend",
+        }
+    }
+}
+
+/// Whether `B` computes on the CPU, judged by its name (`flex`, `ndarray`,
+/// `libtorch<cpu>`, any of them inside `autodiff<..>` or `fusion<..>`).
+pub fn runs_on_host<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device).to_ascii_lowercase();
+    ["flex", "ndarray", "cpu"].iter().any(|n| name.contains(n))
+}
+
+/// How the k-NN search is computed and chunked.
 #[derive(Config, Debug, PartialEq)]
 pub struct KnnConfig {
-    /// Queries per chunk: the backend holds a `[chunk_size, gallery]` block of distances
+    /// Host GEMM or backend matmul; both give the same neighbours.
+    #[config(default = "Engine::Auto")]
+    pub engine: Engine,
+    /// Queries per chunk of the backend engine: the backend holds a `[chunk_size, gallery]` block of distances
     /// (512 x 60,502 x 4 bytes = 124 MB at SOP scale).
     #[config(default = 512)]
     pub chunk_size: usize,
@@ -47,6 +96,12 @@ pub struct KnnConfig {
     /// 2^-24 for true f32; 2^-11 for TF32.
     #[config(default = 5.960464477539063e-8)]
     pub matmul_unit_roundoff: f64,
+    /// Host engine, self mode: the most memory (bytes) the candidate lists may take for the
+    /// scan that serves rows and columns of each tile (half the GEMM); above it the scan
+    /// serves rows only. About `n * (2k + 32) * 8` bytes are needed: 512 MiB allows SOP's
+    /// 60,502 queries up to k = 538.
+    #[config(default = 536_870_912)]
+    pub host_symmetric_memory: usize,
 }
 
 impl KnnConfig {
@@ -209,6 +264,34 @@ where
 {
     let [n_queries, dim] = queries.dims();
     let n_gallery = gallery.dims()[0];
+    let error_factor = 4.0 * (dim as f64 + 4.0) * config.matmul_unit_roundoff;
+    if config.engine.resolve::<B>(&queries.device()) == Engine::Host {
+        let query_host = read_f32(queries);
+        let gallery_host = (!exclude_self).then(|| read_f32(gallery));
+        fn host<'a>(name: &'static str, data: &'a [f32], dim: usize) -> HostSet<'a> {
+            HostSet {
+                name,
+                rows: data.len() / dim.max(1),
+                data,
+            }
+        }
+        let (query_set, gallery_set) = match &gallery_host {
+            Some(g) => (
+                host("queries", &query_host, dim),
+                Some(host("gallery", g, dim)),
+            ),
+            None => (host("embeddings", &query_host, dim), None),
+        };
+        return crate::knn_host::scan(
+            query_set,
+            gallery_set,
+            dim,
+            error_factor,
+            config.host_symmetric_memory,
+            k_of,
+            visit,
+        );
+    }
     let (query_set, gallery_set) = if exclude_self {
         ("embeddings", "embeddings")
     } else {
@@ -225,7 +308,6 @@ where
         Some(read_f32(gallery.clone()))
     };
     let gallery_host: &[f32] = gallery_host.as_deref().unwrap_or(&query_host);
-    let error_factor = 4.0 * (dim as f64 + 4.0) * config.matmul_unit_roundoff;
     // [dim, m]
     let gallery_t = gallery.transpose();
     let mut out = Vec::with_capacity(n_queries);

@@ -38,10 +38,13 @@
 pub mod clustering;
 pub mod error;
 pub mod evaluate;
+mod host;
 pub mod input;
 pub mod io;
 pub mod kmeans;
+pub mod kmeans_host;
 pub mod knn;
+pub mod knn_host;
 pub mod report;
 pub mod retrieval;
 
@@ -52,7 +55,9 @@ pub use evaluate::{
 };
 pub use input::EmbeddingMatrix;
 pub use io::{load_csv, load_embeddings_npy, load_labels_npy};
-pub use kmeans::{kmeans, KMeansConfig, KMeansResult};
-pub use knn::{knn_query_gallery, knn_self, KnnConfig, Neighbour, Neighbours};
+pub use kmeans::{kmeans, KMeansAlgorithm, KMeansConfig, KMeansResult};
+pub use knn::{
+    knn_query_gallery, knn_self, runs_on_host, KnnConfig, Engine, Neighbour, Neighbours,
+};
 pub use report::{ClusteringReport, EvalMode, EvalReport, RecallAtK};
 pub use retrieval::{average_precision_at_r, r_precision};

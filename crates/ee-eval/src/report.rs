@@ -38,8 +38,11 @@ pub struct ClusteringReport {
     pub recall: f64,
     /// k-means inertia of the kept run.
     pub inertia: f64,
-    /// Lloyd iterations of the kept run.
+    /// Iterations of the kept run (Lloyd iterations, or mini-batch steps).
     pub iterations: usize,
+    /// The k-means algorithm that ran: `lloyd` or `mini_batch`.
+    #[serde(default)]
+    pub algorithm: String,
     /// Whether the kept run converged (no assignment changed) within `max_iter`.
     pub converged: bool,
 }
@@ -122,12 +125,16 @@ impl fmt::Display for EvalReport {
             rows.push(("F1 (%)".into(), percent(c.f1)));
             rows.push((
                 "k-means".into(),
-                format!(
-                    "k={} iters={}{}",
-                    c.clusters,
-                    c.iterations,
-                    if c.converged { "" } else { " (not converged)" }
-                ),
+                if c.algorithm == "mini_batch" {
+                    format!("k={} mini-batch steps={}", c.clusters, c.iterations)
+                } else {
+                    format!(
+                        "k={} Lloyd iters={}{}",
+                        c.clusters,
+                        c.iterations,
+                        if c.converged { "" } else { " (not converged)" }
+                    )
+                },
             ));
         }
         let width = rows.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
@@ -167,6 +174,7 @@ mod tests {
                 recall: 0.5,
                 inertia: 1.0,
                 iterations: 4,
+                algorithm: "lloyd".into(),
                 converged: true,
             }),
         }

@@ -1,5 +1,5 @@
-//! The chunked backend k-NN and the retrieval metrics against a plain-Rust brute force with
-//! f64 distances, `sum_i (q_i - g_i)^2`.
+//! Both k-NN engines (host GEMM and chunked backend matmul) and the retrieval metrics against
+//! a plain-Rust brute force with f64 distances, `sum_i (q_i - g_i)^2`.
 //!
 //! Two kinds of random data: continuous values (near-ties are where an f32-only k-NN would
 //! disagree with the f64 brute force), and points on a small integer grid, where many
@@ -8,7 +8,7 @@
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use ee_eval::{
-    evaluate, evaluate_query_gallery, knn_query_gallery, knn_self, EvalConfig, KnnConfig,
+    evaluate, evaluate_query_gallery, knn_query_gallery, knn_self, Engine, EvalConfig, KnnConfig,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -121,11 +121,17 @@ fn brute_metrics(queries: &Set, gallery: &Set, exclude_self: bool, ks: &[usize])
     }
 }
 
-fn config(ks: &[usize], chunk: usize) -> EvalConfig {
+const ENGINES: [Engine; 2] = [Engine::Host, Engine::Backend];
+
+fn config(ks: &[usize], chunk: usize, engine: Engine) -> EvalConfig {
     EvalConfig::new()
         .with_recall_ks(ks.to_vec())
         .with_clustering(false)
-        .with_knn(KnnConfig::new().with_chunk_size(chunk))
+        .with_knn(knn(chunk, engine))
+}
+
+fn knn(chunk: usize, engine: Engine) -> KnnConfig {
+    KnnConfig::new().with_chunk_size(chunk).with_engine(engine)
 }
 
 fn assert_close(a: f64, b: f64, what: &str) {
@@ -149,13 +155,13 @@ fn self_mode_metrics_equal_brute_force() {
         };
         let ks = [1, 2, 4, 8, 16];
         let brute = brute_metrics(&set, &set, true, &ks);
-        for chunk in [7, 64, n] {
-            let report = evaluate(set.tensor(), &set.labels, &config(&ks, chunk)).unwrap();
+        for (chunk, engine) in [7, 64, n].into_iter().flat_map(|c| ENGINES.map(|e| (c, e))) {
+            let report = evaluate(set.tensor(), &set.labels, &config(&ks, chunk, engine)).unwrap();
             for (r, b) in report.recall_at_k.iter().zip(&brute.recall) {
                 assert_close(
                     r.recall,
                     *b,
-                    &format!("Recall@{} (n={n}, chunk={chunk})", r.k),
+                    &format!("Recall@{} (n={n}, chunk={chunk}, {engine:?})", r.k),
                 );
             }
             assert_close(report.map_at_r.unwrap(), brute.map_at_r, "MAP@R");
@@ -180,25 +186,27 @@ fn query_gallery_metrics_equal_brute_force() {
         brute.without_positive > 0,
         "the test needs queries without positive"
     );
-    let report = evaluate_query_gallery(
-        queries.tensor(),
-        &queries.labels,
-        gallery.tensor(),
-        &gallery.labels,
-        &config(&ks, 16),
-    )
-    .unwrap();
-    for (r, b) in report.recall_at_k.iter().zip(&brute.recall) {
-        assert_close(r.recall, *b, &format!("Recall@{}", r.k));
+    for engine in ENGINES {
+        let report = evaluate_query_gallery(
+            queries.tensor(),
+            &queries.labels,
+            gallery.tensor(),
+            &gallery.labels,
+            &config(&ks, 16, engine),
+        )
+        .unwrap();
+        for (r, b) in report.recall_at_k.iter().zip(&brute.recall) {
+            assert_close(r.recall, *b, &format!("Recall@{} ({engine:?})", r.k));
+        }
+        assert_close(report.map_at_r.unwrap(), brute.map_at_r, "MAP@R");
+        assert_close(
+            report.r_precision.unwrap(),
+            brute.r_precision,
+            "R-precision",
+        );
+        assert_eq!(report.queries_without_positive, brute.without_positive);
+        assert_eq!(report.gallery, 130);
     }
-    assert_close(report.map_at_r.unwrap(), brute.map_at_r, "MAP@R");
-    assert_close(
-        report.r_precision.unwrap(),
-        brute.r_precision,
-        "R-precision",
-    );
-    assert_eq!(report.queries_without_positive, brute.without_positive);
-    assert_eq!(report.gallery, 130);
 }
 
 #[test]
@@ -210,7 +218,8 @@ fn neighbours_equal_brute_force_rankings_including_ties() {
     ] {
         let k = 25;
         let rankings = brute_rankings(&set, &set, true);
-        let found = knn_self(set.tensor(), k, &KnnConfig::new().with_chunk_size(33)).unwrap();
+        for engine in ENGINES {
+        let found = knn_self(set.tensor(), k, &knn(33, engine)).unwrap();
         for (q, ranking) in rankings.iter().enumerate() {
             assert_eq!(found.indices_of(q), ranking[..k], "query {q}");
             for nb in found.of(q) {
@@ -223,6 +232,7 @@ fn neighbours_equal_brute_force_rankings_including_ties() {
                 assert_eq!(nb.distance, d, "distance of query {q} to {g}");
             }
         }
+        }
     }
 }
 
@@ -234,16 +244,19 @@ fn chunked_and_unchunked_neighbours_are_identical() {
     let flat: Vec<f32> = (0..n * 16).map(|_| rng.random::<f32>() - 0.5).collect();
     let x =
         || Tensor::<B, 2>::from_data(TensorData::new(flat.clone(), [n, 16]), &Default::default());
-    let whole = knn_self(x(), 20, &KnnConfig::new().with_chunk_size(n)).unwrap();
+    let whole = knn_self(x(), 20, &knn(n, Engine::Backend)).unwrap();
     for chunk in [1, 5, 32, 96] {
-        let chunked = knn_self(x(), 20, &KnnConfig::new().with_chunk_size(chunk)).unwrap();
+        let chunked = knn_self(x(), 20, &knn(chunk, Engine::Backend)).unwrap();
         assert_eq!(chunked, whole, "chunk size {chunk}");
     }
+    assert_eq!(knn_self(x(), 20, &knn(1, Engine::Host)).unwrap(), whole, "host engine");
     let g = || x().slice([0..60, 0..16]);
     let q = || x().slice([60..n, 0..16]);
-    let whole = knn_query_gallery(q(), g(), 60, &KnnConfig::new().with_chunk_size(n)).unwrap();
-    let chunked = knn_query_gallery(q(), g(), 60, &KnnConfig::new().with_chunk_size(4)).unwrap();
+    let whole = knn_query_gallery(q(), g(), 60, &knn(n, Engine::Backend)).unwrap();
+    let chunked = knn_query_gallery(q(), g(), 60, &knn(4, Engine::Backend)).unwrap();
     assert_eq!(chunked, whole);
+    let host = knn_query_gallery(q(), g(), 60, &knn(4, Engine::Host)).unwrap();
+    assert_eq!(host, whole, "host engine");
     assert_eq!(whole.num_queries(), n - 60);
 }
 
@@ -252,10 +265,40 @@ fn query_gallery_with_the_same_set_retrieves_the_query_itself() {
     // Without self-exclusion, a query that is also in the gallery is its own nearest item.
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let set = Set::random(&mut rng, 40, 8, 4);
-    let found = knn_query_gallery(set.tensor(), set.tensor(), 1, &KnnConfig::new()).unwrap();
     let brute = brute_rankings(&set, &set, false);
-    for (q, ranking) in brute.iter().enumerate() {
-        assert_eq!(found.indices_of(q)[0], ranking[0]);
-        assert_eq!(found.of(q)[0].distance, 0.0);
+    for engine in ENGINES {
+        let found = knn_query_gallery(set.tensor(), set.tensor(), 1, &knn(512, engine)).unwrap();
+        for (q, ranking) in brute.iter().enumerate() {
+            assert_eq!(found.indices_of(q)[0], ranking[0]);
+            assert_eq!(found.of(q)[0].distance, 0.0);
+        }
+    }
+}
+
+/// At the host engine's tile scale (several 256-row blocks and 512-column tiles, partial
+/// ones included), in its symmetric scan and in its rows-only fallback, with many exact ties:
+/// the same neighbours as the backend engine and the brute force.
+#[test]
+fn host_engine_tiles_equal_brute_force_at_scale() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let set = Set::random(&mut rng, 1_300, 6, 40);
+    let k = 40;
+    let rankings = brute_rankings(&set, &set, true);
+    let backend = knn_self(set.tensor(), k, &knn(200, Engine::Backend)).unwrap();
+    for memory in [usize::MAX, 0] {
+        let config = knn(200, Engine::Host).with_host_symmetric_memory(memory);
+        let host = knn_self(set.tensor(), k, &config).unwrap();
+        assert_eq!(host, backend, "symmetric memory {memory}");
+        for (q, ranking) in rankings.iter().enumerate() {
+            assert_eq!(host.indices_of(q), ranking[..k], "query {q}");
+        }
+    }
+    // Query/gallery at the same scale.
+    let queries = Set::continuous(&mut rng, 700, 12, 9);
+    let gallery = Set::continuous(&mut rng, 1_100, 12, 9);
+    let rankings = brute_rankings(&queries, &gallery, false);
+    let host = knn_query_gallery(queries.tensor(), gallery.tensor(), 30, &knn(64, Engine::Host)).unwrap();
+    for (q, ranking) in rankings.iter().enumerate() {
+        assert_eq!(host.indices_of(q), ranking[..30], "query {q}");
     }
 }
