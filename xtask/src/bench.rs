@@ -3,6 +3,14 @@
 //! other in one run, with the ratio. `cargo xtask bench loader`: ee-data's decode + train
 //! transform (`decode_transform` benchmark) against PIL + torchvision
 //! (`xtask/baselines/image_pipeline.py`) on the same JPEGs, one thread each.
+//!
+//! `cargo xtask bench eval`: ee-eval's Recall@1,2,4,8 + MAP@R (and, with `--nmi`, k-means
+//! NMI) of synthetic CARS196- and SOP-sized embeddings (`eval_speed` benchmark) against
+//! faiss-cpu's exact `IndexFlatL2` and `Kmeans` (`xtask/baselines/eval_knn.py`) on the same
+//! .npy files and threads, with the ratios and a check that the metrics agree.
+//! `cargo xtask bench loss`: forward + backward of EE + HPHN alone (ee-loss's `loss_step`
+//! benchmark) against the PyTorch port (`xtask/baselines/loss_step.py`) on the same
+//! embeddings, with a check that the two losses agree.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,12 +36,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match it.next().map(String::as_str) {
         Some("train-step") => {}
         Some("loader") => return loader(),
+        Some("eval") => return eval(&args[1..]),
+        Some("loss") => return loss(&args[1..]),
         Some(other) => {
             return Err(format!(
-                "unknown benchmark `{other}`; try `train-step` or `loader`"
+                "unknown benchmark `{other}`; try `train-step`, `loader`, `eval` or `loss`"
             ))
         }
-        None => return Err("which benchmark? `cargo xtask bench train-step|loader`".into()),
+        None => {
+            return Err("which benchmark? `cargo xtask bench train-step|loader|eval|loss`".into())
+        }
     }
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("`{arg}` needs a value"));
@@ -152,12 +164,15 @@ fn parse(value: &str) -> Result<usize, String> {
         .map_err(|e| format!("`{value}` is not a count: {e}"))
 }
 
+/// `command` with rayon's and OpenMP's thread counts set to `threads`.
+fn with_threads(command: &mut Command, threads: usize) -> &mut Command {
+    command
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .env("OMP_NUM_THREADS", threads.to_string())
+}
+
 fn measure(command: &mut Command, threads: usize) -> Result<Measured, String> {
-    let line = measure_line(
-        command
-            .env("RAYON_NUM_THREADS", threads.to_string())
-            .env("OMP_NUM_THREADS", threads.to_string()),
-    )?;
+    let line = measure_line(with_threads(command, threads))?;
     let median_seconds = line["median_seconds"]
         .as_f64()
         .ok_or(format!("no median_seconds in {line}"))?;
@@ -220,6 +235,489 @@ fn loader() -> Result<(), String> {
     Ok(())
 }
 
+/// The embedding width of the eval benchmark's inputs (the paper's 512).
+const EVAL_DIM: usize = 512;
+
+/// The eval benchmark's default sizes: CARS196's and SOP's test sets.
+const EVAL_SIZES: &[usize] = &[8131, 60502];
+
+/// faiss k-means iterations with `--nmi`.
+const KMEANS_ITERS: usize = 20;
+
+/// The metrics both eval sides report and must agree on: (JSON path, name).
+const EVAL_METRICS: &[(&str, &str)] = &[
+    ("/recall_at_k/1", "Recall@1"),
+    ("/recall_at_k/2", "Recall@2"),
+    ("/recall_at_k/4", "Recall@4"),
+    ("/recall_at_k/8", "Recall@8"),
+    ("/map_at_r", "MAP@R"),
+];
+
+/// How far the two eval sides' metrics may be apart.
+const EVAL_TOLERANCE: f64 = 1e-9;
+
+/// One size of `cargo xtask bench eval`: ours and faiss's JSON lines.
+struct EvalRow {
+    n: usize,
+    classes: usize,
+    ours: serde_json::Value,
+    faiss: Option<serde_json::Value>,
+}
+
+/// `cargo xtask bench eval`.
+fn eval(args: &[String]) -> Result<(), String> {
+    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut sizes = EVAL_SIZES.to_vec();
+    let mut repeats = None;
+    let mut nmi = false;
+    let mut python = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or(format!("`{arg}` needs a value"));
+        match arg.as_str() {
+            "--threads" => threads = parse(value()?)?,
+            "--sizes" => sizes = value()?.split(',').map(parse).collect::<Result<_, _>>()?,
+            "--repeats" => repeats = Some(parse(value()?)?),
+            "--nmi" => nmi = true,
+            "--python" => python = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unexpected argument `{other}`")),
+        }
+    }
+    if sizes.iter().any(|&n| n < 2) || repeats == Some(0) || threads == 0 {
+        return Err("need sizes >= 2, --repeats >= 1 and --threads >= 1".into());
+    }
+    let python = faiss_python(python.or_else(baseline_python));
+
+    eprintln!("building the eval_speed benchmark (bench profile) ...");
+    let binary = build_bench("ee-eval", "eval_speed")?;
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        let classes = eval_classes(n);
+        let repeats = repeats.unwrap_or(if n < 20_000 { 3 } else { 1 });
+        let dir = eval_inputs(&binary, n, classes)?;
+        let (embeddings, labels) = (dir.join("embeddings.npy"), dir.join("labels.npy"));
+        eprintln!("== n = {n}, {classes} classes, {threads} threads, {repeats} repeats");
+        let ours = measure_line(with_threads(
+            Command::new(&binary)
+                .arg("--embeddings")
+                .arg(&embeddings)
+                .arg("--labels")
+                .arg(&labels)
+                .args(["--repeats", &repeats.to_string()])
+                .args(["--what", if nmi { "all" } else { "retrieval" }]),
+            threads,
+        ))?;
+        eprintln!("   {} s  (ee-eval)", ours["retrieval_seconds"]);
+        let faiss = match &python {
+            Some(python) => {
+                let mut command = Command::new(python);
+                command
+                    .args(["-B", "xtask/baselines/eval_knn.py", "--embeddings"])
+                    .arg(&embeddings)
+                    .arg("--labels")
+                    .arg(&labels)
+                    .args(["--threads", &threads.to_string()])
+                    .args(["--repeats", &repeats.to_string()]);
+                if nmi {
+                    command.args(["--kmeans", "--kmeans-iters", &KMEANS_ITERS.to_string()]);
+                }
+                measure_line(with_threads(&mut command, threads))
+                    .map_err(|e| eprintln!("faiss side failed: {e}"))
+                    .ok()
+            }
+            None => None,
+        };
+        if let Some(faiss) = &faiss {
+            eprintln!("   {} s  (faiss-cpu)", faiss["retrieval_seconds"]);
+        }
+        rows.push(EvalRow {
+            n,
+            classes,
+            ours,
+            faiss,
+        });
+    }
+
+    print_retrieval_table(&rows, threads)?;
+    if nmi {
+        print_nmi_table(&rows)?;
+    }
+    print_metric_agreement(&rows);
+    println!("\nraw:");
+    for row in &rows {
+        println!("{}", row.ours);
+        if let Some(faiss) = &row.faiss {
+            println!("{faiss}");
+        }
+    }
+    if python.is_none() {
+        println!("(faiss side not run: see the message above)");
+    }
+    Ok(())
+}
+
+/// The number of classes of the synthetic eval inputs of `n` rows: CARS196's test split
+/// for 8131, SOP's for 60502, else about 83 rows per class (as CARS196).
+fn eval_classes(n: usize) -> usize {
+    match n {
+        8131 => 98,
+        60502 => 11_316,
+        n => (n / 83).max(1),
+    }
+}
+
+/// The directory with `embeddings.npy` and `labels.npy` of `n` rows, written by the
+/// `eval_speed` binary (seed 0) unless they are there already.
+fn eval_inputs(binary: &Path, n: usize, classes: usize) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(format!("target/bench-eval/n{n}"));
+    if dir.join("embeddings.npy").is_file() && dir.join("labels.npy").is_file() {
+        return Ok(dir);
+    }
+    eprintln!(
+        "writing {n} synthetic {EVAL_DIM}-d embeddings of {classes} classes to {}",
+        dir.display()
+    );
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let status = Command::new(binary)
+        .arg("--write-inputs")
+        .arg(&dir)
+        .args(["--n", &n.to_string(), "--classes", &classes.to_string()])
+        .args(["--dim", &EVAL_DIM.to_string(), "--seed", "0"])
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "writing the eval inputs to {} failed",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// A number our side's JSON line must hold.
+fn number(line: &serde_json::Value, key: &str) -> Result<f64, String> {
+    line[key].as_f64().ok_or(format!("no {key} in {line}"))
+}
+
+/// A seconds cell and the ratio `ours / theirs` cell, `-` when `theirs` is missing.
+fn seconds_and_ratio(ours: f64, theirs: Option<f64>) -> (String, String) {
+    match theirs {
+        Some(t) => (format!("{t:.3}"), format!("{:.2}x", ours / t)),
+        None => ("-".into(), "-".into()),
+    }
+}
+
+fn print_retrieval_table(rows: &[EvalRow], threads: usize) -> Result<(), String> {
+    println!(
+        "\nexact kNN Recall@1,2,4,8 + MAP@R, {EVAL_DIM}-d, {threads} threads, median \
+         (seconds; faiss: fresh IndexFlatL2, add + search + metrics)"
+    );
+    println!(
+        "| N | classes | ee-eval Recall@K+MAP@R (s) | faiss same work (s) | ratio | \
+         faiss k=9 only (s) | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        let ours = number(&row.ours, "retrieval_seconds")?;
+        let theirs = |key: &str| row.faiss.as_ref().and_then(|f| f[key].as_f64());
+        let (same, same_ratio) = seconds_and_ratio(ours, theirs("retrieval_seconds"));
+        let (k9, k9_ratio) = seconds_and_ratio(ours, theirs("knn_k9_seconds"));
+        println!(
+            "| {} | {} | {ours:.3} | {same} | {same_ratio} | {k9} | {k9_ratio} |",
+            row.n, row.classes
+        );
+    }
+    Ok(())
+}
+
+fn print_nmi_table(rows: &[EvalRow]) -> Result<(), String> {
+    println!("\nk-means NMI, k = classes (seconds)");
+    println!(
+        "| N | k | ee-eval NMI (s) | algorithm | NMI | faiss Kmeans {KMEANS_ITERS} it (s) | \
+         faiss NMI |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        let seconds = number(&row.ours, "nmi_seconds")?;
+        let score = number(&row.ours, "nmi")?;
+        let algorithm = format!(
+            "{}, {} it",
+            row.ours["kmeans_algorithm"].as_str().unwrap_or("?"),
+            row.ours["kmeans_iterations"]
+        );
+        let theirs = |key: &str| row.faiss.as_ref().and_then(|f| f[key].as_f64());
+        let faiss_seconds = theirs("kmeans_seconds").map_or("-".into(), |s| format!("{s:.3}"));
+        let faiss_nmi = theirs("nmi").map_or("-".into(), |s| format!("{s:.4}"));
+        println!(
+            "| {} | {} | {seconds:.3} | {algorithm} | {score:.4} | {faiss_seconds} | {faiss_nmi} |",
+            row.n, row.classes
+        );
+    }
+    Ok(())
+}
+
+/// Says whether Recall@1,2,4,8 and MAP@R of the two sides agree, and by how much not.
+fn print_metric_agreement(rows: &[EvalRow]) {
+    let compared: Vec<_> = rows
+        .iter()
+        .filter_map(|row| row.faiss.as_ref().map(|f| (row.n, &row.ours, f)))
+        .collect();
+    if compared.is_empty() {
+        return;
+    }
+    let gaps: Vec<String> = compared
+        .iter()
+        .flat_map(|&(n, ours, faiss)| {
+            EVAL_METRICS.iter().filter_map(move |&(path, name)| {
+                let (a, b) = (ours.pointer(path), faiss.pointer(path));
+                match (a.and_then(|v| v.as_f64()), b.and_then(|v| v.as_f64())) {
+                    (Some(x), Some(y)) if (x - y).abs() <= EVAL_TOLERANCE => None,
+                    (Some(x), Some(y)) => Some(format!(
+                        "N = {n}: {name} {x:.9} (ee-eval) vs {y:.9} (faiss), difference {:.3e}",
+                        x - y
+                    )),
+                    _ if a.is_some_and(|v| v.is_null()) && b.is_some_and(|v| v.is_null()) => None,
+                    _ => Some(format!(
+                        "N = {n}: {name} {} (ee-eval) vs {} (faiss)",
+                        a.unwrap_or(&serde_json::Value::Null),
+                        b.unwrap_or(&serde_json::Value::Null)
+                    )),
+                }
+            })
+        })
+        .collect();
+    if gaps.is_empty() {
+        println!(
+            "\nRecall@1,2,4,8 and MAP@R agree between ee-eval and faiss to {EVAL_TOLERANCE:e} \
+             at every size"
+        );
+    } else {
+        println!("\nRecall@1,2,4,8 and MAP@R do NOT agree to {EVAL_TOLERANCE:e}:");
+        for gap in gaps {
+            println!("  {gap}");
+        }
+    }
+}
+
+/// `python` when it imports faiss and numpy, after one `pip install faiss-cpu` into its
+/// environment if it did not; `None`, with the reason printed, when it still does not.
+fn faiss_python(python: Option<PathBuf>) -> Option<PathBuf> {
+    let python = python?;
+    let check = "import faiss, numpy";
+    let Some(error) = import_error(&python, check) else {
+        return Some(python);
+    };
+    eprintln!(
+        "{} cannot `{check}` ({error}): installing faiss-cpu into its environment with pip \
+         (once) ...",
+        python.display()
+    );
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "faiss-cpu"])
+        .status()
+        .is_ok_and(|s| s.success());
+    match import_error(&python, check) {
+        None => Some(python),
+        Some(error) => {
+            eprintln!(
+                "faiss baseline unavailable ({}; `{check}`: {error}): timing our side only",
+                if installed {
+                    "pip installed faiss-cpu"
+                } else {
+                    "pip install faiss-cpu failed"
+                }
+            );
+            None
+        }
+    }
+}
+
+/// `None` when `python -c statement` succeeds, else the last line of what it printed.
+fn import_error(python: &Path, statement: &str) -> Option<String> {
+    match Command::new(python).args(["-c", statement]).output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no message")
+                .trim()
+                .to_string(),
+        ),
+        Err(e) => Some(format!("cannot start {}: {e}", python.display())),
+    }
+}
+
+/// The loss benchmark's shape: batch, embedding width, instances per class.
+const LOSS_SHAPE: (usize, usize, usize) = (128, 512, 32);
+
+/// The synthetic-point counts the loss benchmark times.
+const LOSS_N_INNER: &[usize] = &[0, 2];
+
+/// How far apart (relative) the two sides' losses may be on the same inputs.
+const LOSS_TOLERANCE: f64 = 1e-4;
+
+/// Writes the loss benchmark's embeddings: `python -c` this with batch, dim and path.
+const WRITE_LOSS_INPUTS: &str = "\
+import sys
+import numpy as np
+b, d, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+x = np.random.default_rng(0).standard_normal((b, d))
+x /= np.linalg.norm(x, axis=1, keepdims=True)
+np.save(path, x.astype(np.float32))
+";
+
+/// `cargo xtask bench loss`.
+fn loss(args: &[String]) -> Result<(), String> {
+    let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut steps = 30usize;
+    let mut python = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or(format!("`{arg}` needs a value"));
+        match arg.as_str() {
+            "--threads" => threads = parse(value()?)?,
+            "--steps" => steps = parse(value()?)?,
+            "--python" => python = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unexpected argument `{other}`")),
+        }
+    }
+    let python = python.or_else(baseline_python);
+    let (batch, dim, instances) = LOSS_SHAPE;
+    let inputs = python.as_ref().and_then(|python| {
+        loss_inputs(python, batch, dim)
+            .map_err(|e| eprintln!("{e}: each side uses its own random embeddings"))
+            .ok()
+    });
+
+    eprintln!("building the loss_step benchmark (bench profile) ...");
+    let binary = build_bench("ee-loss", "loss_step")?;
+    let mut rows = Vec::new();
+    for &n_inner in LOSS_N_INNER {
+        let mut common = vec![
+            "--batch".to_string(),
+            batch.to_string(),
+            "--dim".into(),
+            dim.to_string(),
+            "--instances".into(),
+            instances.to_string(),
+            "--n-inner".into(),
+            n_inner.to_string(),
+            "--steps".into(),
+            steps.to_string(),
+        ];
+        if let Some(inputs) = &inputs {
+            common.extend(["--inputs".to_string(), inputs.display().to_string()]);
+        }
+        eprintln!("== n_inner_pts = {n_inner}");
+        let ours = measure(Command::new(&binary).args(&common), threads)?;
+        let torch = match &python {
+            Some(python) => measure(
+                Command::new(python)
+                    .args(["-B", "xtask/baselines/loss_step.py"])
+                    .args(&common)
+                    .args(["--threads", &threads.to_string()]),
+                threads,
+            )
+            .map_err(|e| eprintln!("PyTorch side failed: {e}"))
+            .ok(),
+            None => None,
+        };
+        rows.push((n_inner, ours, torch));
+    }
+
+    println!(
+        "\nEE + HPHN forward + backward, batch {batch}, dim {dim}, {instances} instances, \
+         {threads} threads, median of {steps} steps (ms)"
+    );
+    println!("| n | ee-loss fwd+bwd (ms) | PyTorch port (ms) | ratio |");
+    println!("|---|---|---|---|");
+    for (n_inner, ours, torch) in &rows {
+        let (cell, ratio) = match torch {
+            Some(t) => (
+                format!("{:.3}", t.median_seconds * 1e3),
+                format!("{:.2}x", ours.median_seconds / t.median_seconds),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {n_inner} | {:.3} | {cell} | {ratio} |",
+            ours.median_seconds * 1e3
+        );
+    }
+    print_loss_agreement(&rows, inputs.is_some())?;
+    println!("\nraw:");
+    for (_, ours, torch) in &rows {
+        println!("{}", ours.line);
+        if let Some(torch) = torch {
+            println!("{}", torch.line);
+        }
+    }
+    if python.is_none() {
+        println!("(PyTorch side not run: see the message above)");
+    }
+    Ok(())
+}
+
+/// `target/bench-loss/x_b{batch}_d{dim}.npy`, written with `python`'s numpy unless it is
+/// there already.
+fn loss_inputs(python: &Path, batch: usize, dim: usize) -> Result<PathBuf, String> {
+    let dir = Path::new("target/bench-loss");
+    let path = dir.join(format!("x_b{batch}_d{dim}.npy"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let output = Command::new(python)
+        .args([
+            "-c",
+            WRITE_LOSS_INPUTS,
+            &batch.to_string(),
+            &dim.to_string(),
+        ])
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "writing {} with numpy failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(path)
+}
+
+/// Prints both sides' last-step losses and whether they agree (same inputs only).
+fn print_loss_agreement(
+    rows: &[(usize, Measured, Option<Measured>)],
+    same_inputs: bool,
+) -> Result<(), String> {
+    println!("\nlast-step loss:");
+    for (n_inner, ours, torch) in rows {
+        let ours_loss = number(&ours.line, "loss")?;
+        let Some(torch) = torch else {
+            println!("  n = {n_inner}: ee-loss {ours_loss:.6}");
+            continue;
+        };
+        let torch_loss = number(&torch.line, "loss")?;
+        let relative = (ours_loss - torch_loss).abs()
+            / ours_loss.abs().max(torch_loss.abs()).max(f64::MIN_POSITIVE);
+        let verdict = if !same_inputs {
+            "not comparable: different random inputs".to_string()
+        } else if relative <= LOSS_TOLERANCE {
+            format!("agree to {LOSS_TOLERANCE:e} relative")
+        } else {
+            format!("DIFFER by more than {LOSS_TOLERANCE:e} relative")
+        };
+        println!(
+            "  n = {n_inner}: ee-loss {ours_loss:.6}, PyTorch {torch_loss:.6}, relative \
+             difference {relative:.2e}: {verdict}"
+        );
+    }
+    Ok(())
+}
+
 /// Runs a benchmark command and parses its last JSON line.
 fn measure_line(command: &mut Command) -> Result<serde_json::Value, String> {
     let output = command
@@ -265,12 +763,7 @@ fn build_bench(package: &str, bench: &str) -> Result<PathBuf, String> {
 /// printed) when it cannot be made.
 pub fn baseline_python() -> Option<PathBuf> {
     let python = Path::new(VENV).join("bin/python");
-    let ready = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import torch, torchvision"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    let ready = |python: &Path| import_error(python, "import torch, torchvision").is_none();
     if ready(&python) {
         return Some(python);
     }

@@ -37,6 +37,21 @@ USAGE:
         Decode + train transform of 64 synthetic 500x375 JPEGs to 227 px on one thread:
         ee-data against PIL + torchvision (xtask/baselines/image_pipeline.py).
 
+    cargo xtask bench eval [--threads N] [--sizes 8131,60502] [--repeats N] [--nmi] [--python PATH]
+        Exact kNN Recall@1,2,4,8 + MAP@R of synthetic 512-d embeddings (8131 rows / 98
+        classes like CARS196, 60502 / 11316 like SOP, else N/83 classes; written once to
+        target/bench-eval) with ee-eval against faiss-cpu IndexFlatL2 (the same work, and
+        k = 9 only; xtask/baselines/eval_knn.py), the ratios, and whether the metrics agree.
+        Repeats default to 3 below 20000 rows, 1 above. --nmi also times k-means NMI
+        against faiss Kmeans (20 iterations; slow). faiss-cpu is pip-installed into the
+        baseline venv if missing; without it only our side runs.
+
+    cargo xtask bench loss [--threads N] [--steps N] [--python PATH]
+        Forward + backward of EE + HPHN alone, batch 128, dim 512, 32 instances, 0 and 2
+        synthetic points, median of N steps (default 30): ee-loss against the PyTorch port
+        (xtask/baselines/loss_step.py) on the same embeddings (target/bench-loss), and
+        whether the two losses agree to 1e-4 relative.
+
     cargo xtask parity-train [--steps N]
         Run PyTorch's training step (xtask/baselines/parity_train.py) and ours on the same
         start weights and batches, N steps (default 10), and print loss, parameter and
