@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use burn::backend::Flex;
 use ee_eval::{
-    evaluate_matrix, load_embeddings_npy, load_labels_npy, EvalConfig, Engine, KMeansAlgorithm,
+    evaluate_matrix, load_embeddings_npy, load_labels_npy, Engine, EvalConfig, KMeansAlgorithm,
     KMeansConfig, KnnConfig,
 };
 use rand::SeedableRng;
@@ -47,7 +47,10 @@ fn number(args: &[String], name: &str, default: usize) -> Result<usize, String> 
 
 fn run() -> Result<(), String> {
     // `cargo bench` passes `--bench`; ignore it.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let Some(dir) = value(&args, "--write-inputs") {
         return write_inputs(
             PathBuf::from(dir),
@@ -73,7 +76,11 @@ fn run() -> Result<(), String> {
         "auto" => KMeansAlgorithm::Auto,
         "lloyd" => KMeansAlgorithm::Lloyd,
         "mini_batch" => KMeansAlgorithm::MiniBatch,
-        other => return Err(format!("--kmeans-algorithm {other}: auto, lloyd or mini_batch")),
+        other => {
+            return Err(format!(
+                "--kmeans-algorithm {other}: auto, lloyd or mini_batch"
+            ))
+        }
     };
     let x = load_embeddings_npy(embeddings).map_err(|e| e.to_string())?;
     let y = load_labels_npy(labels).map_err(|e| e.to_string())?;
@@ -94,7 +101,8 @@ fn run() -> Result<(), String> {
         let mut report = None;
         for _ in 0..repeats {
             let start = Instant::now();
-            report = Some(evaluate_matrix::<Flex>(&x, &y, &config, &device).map_err(|e| e.to_string())?);
+            report =
+                Some(evaluate_matrix::<Flex>(&x, &y, &config, &device).map_err(|e| e.to_string())?);
             times.push(start.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);
@@ -113,9 +121,14 @@ fn run() -> Result<(), String> {
         let config = EvalConfig::new()
             .with_recall_ks(vec![])
             .with_map_at_r(false)
-            .with_kmeans(KMeansConfig::new().with_engine(engine).with_algorithm(algorithm));
+            .with_kmeans(
+                KMeansConfig::new()
+                    .with_engine(engine)
+                    .with_algorithm(algorithm),
+            );
         let start = Instant::now();
-        let report = evaluate_matrix::<Flex>(&x, &y, &config, &device).map_err(|e| e.to_string())?;
+        let report =
+            evaluate_matrix::<Flex>(&x, &y, &config, &device).map_err(|e| e.to_string())?;
         line["nmi_seconds"] = start.elapsed().as_secs_f64().into();
         let c = report.clustering.expect("clustering was asked for");
         line["nmi"] = c.nmi.into();
@@ -129,7 +142,13 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn write_inputs(dir: PathBuf, n: usize, classes: usize, dim: usize, seed: u64) -> Result<(), String> {
+fn write_inputs(
+    dir: PathBuf,
+    n: usize,
+    classes: usize,
+    dim: usize,
+    seed: u64,
+) -> Result<(), String> {
     if classes == 0 || classes > n {
         return Err(format!("--classes {classes} must be in 1..={n}"));
     }
@@ -143,12 +162,18 @@ fn write_inputs(dir: PathBuf, n: usize, classes: usize, dim: usize, seed: u64) -
     let labels: Vec<i64> = (0..n).map(|i| (i * classes / n) as i64).collect();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (name, bytes) in [
-        ("embeddings.npy", ee_core::npy::matrix_bytes(&values, n, dim)),
+        (
+            "embeddings.npy",
+            ee_core::npy::matrix_bytes(&values, n, dim),
+        ),
         ("labels.npy", ee_core::npy::labels_bytes(&labels)),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    eprintln!("wrote {n} x {dim} unit vectors, {classes} classes, to {}", dir.display());
+    eprintln!(
+        "wrote {n} x {dim} unit vectors, {classes} classes, to {}",
+        dir.display()
+    );
     Ok(())
 }

@@ -3,7 +3,14 @@
 /// `dst[r * cols + c] = a_r . b_c` for the rows `a` (`[rows, dim]`) and `b` (`[cols, dim]`),
 /// single-threaded (callers run one tile per task): the `gemm` crate, as burn's flex
 /// backend uses it.
-pub(crate) fn dot_tile(dst: &mut [f32], a: &[f32], rows: usize, b: &[f32], cols: usize, dim: usize) {
+pub(crate) fn dot_tile(
+    dst: &mut [f32],
+    a: &[f32],
+    rows: usize,
+    b: &[f32],
+    cols: usize,
+    dim: usize,
+) {
     assert!(a.len() >= rows * dim && b.len() >= cols * dim && dst.len() >= rows * cols);
     if rows == 0 || cols == 0 {
         return;

@@ -157,7 +157,9 @@ pub fn kmeans<B: Backend, R: Rng>(
         let dim = x.dims()[1];
         let data = read_f32(x);
         let points = crate::kmeans_host::Points::new(&data, dim);
-        return Ok(crate::kmeans_host::kmeans(&points, k, algorithm, config, rng));
+        return Ok(crate::kmeans_host::kmeans(
+            &points, k, algorithm, config, rng,
+        ));
     }
     let mut best: Option<KMeansResult> = None;
     for _ in 0..config.n_init {

@@ -160,7 +160,12 @@ pub(crate) fn seed<R: Rng>(points: &Points<'_>, k: usize, rng: &mut R) -> Vec<us
             if stale > 0.0 && !is_chosen[i] {
                 let x_sq = points.sq[i];
                 let fresh = pending.iter().fold(stale, |best, &c| {
-                    let dot: f32 = points.row(i).iter().zip(points.row(c)).map(|(a, b)| a * b).sum();
+                    let dot: f32 = points
+                        .row(i)
+                        .iter()
+                        .zip(points.row(c))
+                        .map(|(a, b)| a * b)
+                        .sum();
                     best.min(((x_sq + points.sq[c]) - 2.0 * dot).max(0.0))
                 });
                 if fresh >= stale || rng.random::<f64>() * (stale as f64) < fresh as f64 {
@@ -175,9 +180,7 @@ pub(crate) fn seed<R: Rng>(points: &Points<'_>, k: usize, rng: &mut R) -> Vec<us
         // Bring the distances up to date after a batch, or when stale weights keep
         // proposing points the pending centroids already cover.
         let stale_too_long = rejected > 32 * (pending.len() + 1);
-        if !pending.is_empty()
-            && (pending.len() >= SEED_BATCH || stale_too_long || total <= 0.0)
-        {
+        if !pending.is_empty() && (pending.len() >= SEED_BATCH || stale_too_long || total <= 0.0) {
             update_nearest(points, &pending, &mut nearest);
             sums = cumulative(&nearest);
             pending.clear();

@@ -363,6 +363,40 @@ pub fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
         .sum()
 }
 
+/// [`squared_distance`] from `query` to several rows at once, bit for bit the same values:
+/// each of the 8 lanes sums its own row in index order, and the independent lanes keep the
+/// adds in flight (one row's sum is a chain of dependent adds, bound by their latency).
+pub(crate) fn squared_distances_to<'a>(
+    query: &[f32],
+    rows: &[u32],
+    row: &dyn Fn(usize) -> &'a [f32],
+    out: &mut Vec<f64>,
+) {
+    const LANES: usize = 8;
+    out.clear();
+    let mut groups = rows.chunks_exact(LANES);
+    for group in &mut groups {
+        // Sliced to the query's length, so the loop below needs no bounds checks.
+        let lanes: [&[f32]; LANES] =
+            std::array::from_fn(|l| &row(group[l] as usize)[..query.len()]);
+        let mut acc = [0f64; LANES];
+        for (i, &q) in query.iter().enumerate() {
+            let q = q as f64;
+            for l in 0..LANES {
+                let d = q - lanes[l][i] as f64;
+                acc[l] += d * d;
+            }
+        }
+        out.extend_from_slice(&acc);
+    }
+    out.extend(
+        groups
+            .remainder()
+            .iter()
+            .map(|&j| squared_distance(query, row(j as usize))),
+    );
+}
+
 /// Puts into `found` the `k` nearest entries of `row` (skipping index `skip`), ordered by
 /// `(exact(j), j)`. `row` holds screening distances within `slack / 2` of `exact`;
 /// `scratch` is reused between calls.
@@ -459,6 +493,24 @@ mod tests {
                 distance: 1.0
             }]
         );
+    }
+
+    #[test]
+    fn lanes_give_the_same_bits_as_one_row_at_a_time() {
+        let dim = 37;
+        let data: Vec<f32> = (0..30 * dim)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.37)
+            .collect();
+        let row = |j: usize| &data[j * dim..(j + 1) * dim];
+        let query: Vec<f32> = (0..dim).map(|i| (i as f32).sin()).collect();
+        let rows: Vec<u32> = (0..19).map(|j| (j * 3 % 30) as u32).collect();
+        let mut out = Vec::new();
+        squared_distances_to(&query, &rows, &row, &mut out);
+        let want: Vec<f64> = rows
+            .iter()
+            .map(|&j| squared_distance(&query, row(j as usize)))
+            .collect();
+        assert_eq!(out, want);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::error::{EvalError, Result};
 use crate::host::dot_tile;
-use crate::knn::{squared_distance, Neighbour};
+use crate::knn::{squared_distances_to, Neighbour};
 
 /// Query rows per tile.
 const ROWS: usize = 256;
@@ -101,9 +101,15 @@ impl Candidates {
         }
     }
 
-    /// The k nearest by `(exact(j), j)`, nearest first: the same test as
+    /// The k nearest by `(squared_distance(query, row(j)), j)`, nearest first: the same test as
     /// [`crate::knn::select_nearest`] on the full row.
-    fn finish(mut self, exact: impl Fn(usize) -> f64, found: &mut Vec<Neighbour>) {
+    fn finish<'a>(
+        mut self,
+        query: &[f32],
+        row: &dyn Fn(usize) -> &'a [f32],
+        scratch: &mut (Vec<u32>, Vec<f64>),
+        found: &mut Vec<Neighbour>,
+    ) {
         found.clear();
         let k = self.k;
         if k == 0 {
@@ -114,14 +120,19 @@ impl Candidates {
             .entries
             .select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
         let limit = kth.0 as f64 + self.slack;
-        found.extend(
+        let (rows, distances) = scratch;
+        rows.clear();
+        rows.extend(
             self.entries
                 .iter()
                 .filter(|e| (e.0 as f64) <= limit)
-                .map(|&(_, j)| Neighbour {
-                    index: j,
-                    distance: exact(j as usize),
-                }),
+                .map(|e| e.1),
+        );
+        squared_distances_to(query, rows, row, distances);
+        found.extend(
+            rows.iter()
+                .zip(distances.iter())
+                .map(|(&index, &distance)| Neighbour { index, distance }),
         );
         let order = |a: &Neighbour, b: &Neighbour| {
             a.distance
@@ -153,11 +164,11 @@ fn norms(set: HostSet<'_>, dim: usize) -> Result<(Vec<f32>, Vec<f64>)> {
         .par_chunks(dim)
         .map(|row| row.iter().map(|&v| v as f64 * v as f64).sum())
         .collect();
-    if let Some(row) = exact.iter().position(|&v| v.is_nan() || v > MAX_SQUARED_NORM) {
-        return Err(EvalError::NormOverflow {
-            set: set.name,
-            row,
-        });
+    if let Some(row) = exact
+        .iter()
+        .position(|&v| v.is_nan() || v > MAX_SQUARED_NORM)
+    {
+        return Err(EvalError::NormOverflow { set: set.name, row });
     }
     Ok((exact.iter().map(|&v| v as f32).collect(), exact))
 }
@@ -226,7 +237,19 @@ where
             screen.diagonal(start, end, &mut rows);
             (end, Some(later))
         } else {
-            (0, None)
+            // One tile first, so that the parallel tiles start from a finite limit.
+            let first = 0..COLS.min(gallery.rows);
+            screen.tile_rows(start..end, first, &mut Vec::new(), &mut rows, exclude_self);
+            (COLS.min(gallery.rows), None)
+        };
+        // Each task's lists start at the rows' current limits: any limit at or above the
+        // final one is safe, and a tight one spares the task its own warm-up.
+        let limits: Vec<f32> = rows.iter().map(|l| l.limit).collect();
+        let local_lists = || -> Vec<Candidates> {
+            (start..end)
+                .zip(&limits)
+                .map(|(q, &limit)| Candidates { limit, ..fresh(q) })
+                .collect()
         };
         let n_tiles = (gallery.rows - first_column).div_ceil(COLS);
         let tile_of = |t: usize| {
@@ -238,7 +261,7 @@ where
                 .par_chunks_mut(COLS)
                 .enumerate()
                 .fold(
-                    || (Vec::new(), (start..end).map(fresh).collect::<Vec<_>>()),
+                    || (Vec::new(), local_lists()),
                     |(mut tile, mut local), (t, columns)| {
                         screen.tile(start..end, tile_of(t), &mut tile, &mut local, Some(columns));
                         (tile, local)
@@ -249,9 +272,15 @@ where
             None => (0..n_tiles)
                 .into_par_iter()
                 .fold(
-                    || (Vec::new(), (start..end).map(fresh).collect::<Vec<_>>()),
+                    || (Vec::new(), local_lists()),
                     |(mut tile, mut local), t| {
-                        screen.tile_rows(start..end, tile_of(t), &mut tile, &mut local, exclude_self);
+                        screen.tile_rows(
+                            start..end,
+                            tile_of(t),
+                            &mut tile,
+                            &mut local,
+                            exclude_self,
+                        );
                         (tile, local)
                     },
                 )
@@ -266,20 +295,31 @@ where
         let done: Vec<T> = rows
             .into_par_iter()
             .enumerate()
-            .map_init(Vec::new, |found, (i, list)| {
-                let q = start + i;
-                let query = &queries.data[q * dim..(q + 1) * dim];
-                list.finish(
-                    |j| squared_distance(query, &gallery.data[j * dim..(j + 1) * dim]),
-                    found,
-                );
-                visit(q, found)
-            })
+            .map_init(
+                || (Vec::new(), (Vec::new(), Vec::new())),
+                |(found, scratch), (i, list)| {
+                    let q = start + i;
+                    let query = &queries.data[q * dim..(q + 1) * dim];
+                    let row = |j: usize| &gallery.data[j * dim..(j + 1) * dim];
+                    list.finish(query, &row, scratch, found);
+                    visit(q, found)
+                },
+            )
             .collect();
         out.extend(done);
         start = end;
     }
     Ok(out)
+}
+
+/// Columns screened per branch-free pass.
+const LANE: usize = 16;
+
+/// The screening distance `|q|^2 + |g|^2 - 2 q.g`, in the reference's order of operations
+/// (f32).
+#[inline(always)]
+fn screen(q_sq: f32, g_sq: f32, dot: f32) -> f32 {
+    (q_sq + g_sq) - 2.0 * dot
 }
 
 /// What every tile needs: both sets and their squared norms.
@@ -322,17 +362,30 @@ impl Screen<'_> {
     ) {
         self.dots(&rows, &cols, tile);
         let width = cols.len();
+        let g_sq = &self.gallery_sq[cols.clone()];
         for (r, list) in lists.iter_mut().enumerate() {
             let q = rows.start + r;
             let q_sq = self.query_sq[q];
-            let mut limit = list.limit;
             let dots = &tile[r * width..(r + 1) * width];
-            for (c, (&dot, &g_sq)) in dots.iter().zip(&self.gallery_sq[cols.clone()]).enumerate() {
-                // |q|^2 + |g|^2 - 2 q.g, in the reference's order of operations (f32)
-                let d = (q_sq + g_sq) - 2.0 * dot;
-                let j = cols.start + c;
-                if d <= limit && (!skip_self || j != q) {
-                    limit = list.push(d, j as u32);
+            for c0 in (0..width).step_by(LANE) {
+                let c1 = (c0 + LANE).min(width);
+                let limit = list.limit;
+                // A first pass without branches: most lanes hold no candidate.
+                let hit = dots[c0..c1]
+                    .iter()
+                    .zip(&g_sq[c0..c1])
+                    .fold(false, |hit, (&dot, &g)| {
+                        hit | (screen(q_sq, g, dot) <= limit)
+                    });
+                if !hit {
+                    continue;
+                }
+                for c in c0..c1 {
+                    let d = screen(q_sq, g_sq[c], dots[c]);
+                    let j = cols.start + c;
+                    if d <= list.limit && (!skip_self || j != q) {
+                        list.push(d, j as u32);
+                    }
                 }
             }
         }
@@ -357,15 +410,30 @@ impl Screen<'_> {
         for (r, list) in row_lists.iter_mut().enumerate() {
             let q = rows.start + r;
             let q_sq = self.query_sq[q];
-            let mut limit = list.limit;
             let dots = &tile[r * width..(r + 1) * width];
-            for c in 0..width {
-                let d = (q_sq + g_sq[c]) - 2.0 * dots[c];
-                if d <= limit {
-                    limit = list.push(d, (cols.start + c) as u32);
+            for c0 in (0..width).step_by(LANE) {
+                let c1 = (c0 + LANE).min(width);
+                let limit = list.limit;
+                // A first pass without branches: most lanes hold no candidate.
+                let hit = dots[c0..c1]
+                    .iter()
+                    .zip(&g_sq[c0..c1])
+                    .zip(&column_limits[c0..c1])
+                    .fold(false, |hit, ((&dot, &g), &column_limit)| {
+                        let d = screen(q_sq, g, dot);
+                        hit | (d <= limit) | (d <= column_limit)
+                    });
+                if !hit {
+                    continue;
                 }
-                if d <= column_limits[c] {
-                    column_limits[c] = column_lists[c].push(d, q as u32);
+                for c in c0..c1 {
+                    let d = screen(q_sq, g_sq[c], dots[c]);
+                    if d <= list.limit {
+                        list.push(d, (cols.start + c) as u32);
+                    }
+                    if d <= column_limits[c] {
+                        column_limits[c] = column_lists[c].push(d, q as u32);
+                    }
                 }
             }
         }
@@ -399,7 +467,10 @@ mod tests {
             list.offer(100.0 - j as f32, j);
         }
         let mut found = Vec::new();
-        list.finish(|j| 100.0 - j as f64, &mut found);
+        // dim 1: row j holds the value j, the query 100, so distances are (100 - j)^2.
+        let values: Vec<f32> = (0..100).map(|j| j as f32).collect();
+        let row = |j: usize| &values[j..j + 1];
+        list.finish(&[100.0], &row, &mut (Vec::new(), Vec::new()), &mut found);
         assert_eq!(
             found.iter().map(|n| n.index).collect::<Vec<_>>(),
             vec![99, 98]

@@ -57,7 +57,7 @@ pub use input::EmbeddingMatrix;
 pub use io::{load_csv, load_embeddings_npy, load_labels_npy};
 pub use kmeans::{kmeans, KMeansAlgorithm, KMeansConfig, KMeansResult};
 pub use knn::{
-    knn_query_gallery, knn_self, runs_on_host, KnnConfig, Engine, Neighbour, Neighbours,
+    knn_query_gallery, knn_self, runs_on_host, Engine, KnnConfig, Neighbour, Neighbours,
 };
 pub use report::{ClusteringReport, EvalMode, EvalReport, RecallAtK};
 pub use retrieval::{average_precision_at_r, r_precision};

@@ -219,19 +219,19 @@ fn neighbours_equal_brute_force_rankings_including_ties() {
         let k = 25;
         let rankings = brute_rankings(&set, &set, true);
         for engine in ENGINES {
-        let found = knn_self(set.tensor(), k, &knn(33, engine)).unwrap();
-        for (q, ranking) in rankings.iter().enumerate() {
-            assert_eq!(found.indices_of(q), ranking[..k], "query {q}");
-            for nb in found.of(q) {
-                let g = nb.index as usize;
-                let d: f64 = set.rows[q]
-                    .iter()
-                    .zip(&set.rows[g])
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                assert_eq!(nb.distance, d, "distance of query {q} to {g}");
+            let found = knn_self(set.tensor(), k, &knn(33, engine)).unwrap();
+            for (q, ranking) in rankings.iter().enumerate() {
+                assert_eq!(found.indices_of(q), ranking[..k], "query {q}");
+                for nb in found.of(q) {
+                    let g = nb.index as usize;
+                    let d: f64 = set.rows[q]
+                        .iter()
+                        .zip(&set.rows[g])
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
+                    assert_eq!(nb.distance, d, "distance of query {q} to {g}");
+                }
             }
-        }
         }
     }
 }
@@ -249,7 +249,11 @@ fn chunked_and_unchunked_neighbours_are_identical() {
         let chunked = knn_self(x(), 20, &knn(chunk, Engine::Backend)).unwrap();
         assert_eq!(chunked, whole, "chunk size {chunk}");
     }
-    assert_eq!(knn_self(x(), 20, &knn(1, Engine::Host)).unwrap(), whole, "host engine");
+    assert_eq!(
+        knn_self(x(), 20, &knn(1, Engine::Host)).unwrap(),
+        whole,
+        "host engine"
+    );
     let g = || x().slice([0..60, 0..16]);
     let q = || x().slice([60..n, 0..16]);
     let whole = knn_query_gallery(q(), g(), 60, &knn(n, Engine::Backend)).unwrap();
@@ -297,7 +301,13 @@ fn host_engine_tiles_equal_brute_force_at_scale() {
     let queries = Set::continuous(&mut rng, 700, 12, 9);
     let gallery = Set::continuous(&mut rng, 1_100, 12, 9);
     let rankings = brute_rankings(&queries, &gallery, false);
-    let host = knn_query_gallery(queries.tensor(), gallery.tensor(), 30, &knn(64, Engine::Host)).unwrap();
+    let host = knn_query_gallery(
+        queries.tensor(),
+        gallery.tensor(),
+        30,
+        &knn(64, Engine::Host),
+    )
+    .unwrap();
     for (q, ranking) in rankings.iter().enumerate() {
         assert_eq!(host.indices_of(q), ranking[..30], "query {q}");
     }

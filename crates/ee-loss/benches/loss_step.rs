@@ -37,7 +37,10 @@ fn number(args: &[String], name: &str, default: usize) -> Result<usize, String> 
 }
 
 fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let batch = number(&args, "--batch", 128)?;
     let dim = number(&args, "--dim", 512)?;
     let instances = number(&args, "--instances", 32)?;
@@ -81,7 +84,12 @@ fn run() -> Result<(), String> {
         let out = loss.forward_expanded(&expanded);
         let value: f64 = out.loss.clone().into_scalar().elem();
         let grads = out.loss.backward();
-        let g: f64 = x.grad(&grads).expect("x requires grad").sum().into_scalar().elem();
+        let g: f64 = x
+            .grad(&grads)
+            .expect("x requires grad")
+            .sum()
+            .into_scalar()
+            .elem();
         (value, g)
     };
     for _ in 0..5 {

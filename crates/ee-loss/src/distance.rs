@@ -17,12 +17,16 @@ pub const SQUARED_DISTANCE_MAX: f64 = 1e12;
 /// Shapes: `x` [m, d], `y` [n, d] -> [m, n]. Inside the clip range the gradient is the usual
 /// `(a - b) / D_ab`; outside it is zero.
 pub fn euclidean_distance<B: Backend>(x: Tensor<B, 2>, y: Tensor<B, 2>) -> Tensor<B, 2> {
+    clamped_squared_distance(x, y).sqrt()
+}
+
+/// The squared distances that [`euclidean_distance`] takes the square root of: `|x|^2 + |y|^2
+/// - 2 x.y`, clipped to `[SQUARED_DISTANCE_MIN, SQUARED_DISTANCE_MAX]`.
+pub fn clamped_squared_distance<B: Backend>(x: Tensor<B, 2>, y: Tensor<B, 2>) -> Tensor<B, 2> {
     let squared_x = x.clone().square().sum_dim(1); // [m, 1]
     let squared_y = y.clone().square().sum_dim(1).transpose(); // [1, n]
     let dot = x.matmul(y.transpose()); // [m, n]
-    (squared_x + squared_y - dot.mul_scalar(2.0))
-        .clamp(SQUARED_DISTANCE_MIN, SQUARED_DISTANCE_MAX)
-        .sqrt()
+    (squared_x + squared_y - dot.mul_scalar(2.0)).clamp(SQUARED_DISTANCE_MIN, SQUARED_DISTANCE_MAX)
 }
 
 /// Euclidean distances between all rows of `x`: [n, d] -> [n, n].

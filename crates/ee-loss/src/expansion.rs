@@ -248,7 +248,10 @@ impl<B: Backend> ExpandedBatch<B> {
             return ones;
         }
         Tensor::cat(
-            vec![ones, Tensor::ones([1, u - self.batch_size], &device).mul_scalar(2.0)],
+            vec![
+                ones,
+                Tensor::ones([1, u - self.batch_size], &device).mul_scalar(2.0),
+            ],
             1,
         )
     }

@@ -10,12 +10,10 @@
 
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
+use crate::distance::clamped_squared_distance;
 use crate::expansion::ExpandedBatch;
 use crate::pairs::same_class;
-use crate::distance::pairwise_euclidean;
-use crate::ties::{
-    max_columns_all_ties_weighted, max_dim_all_ties, min_columns_all_ties_weighted, min_dim_all_ties,
-};
+use crate::ties::{max_dim_all_ties, min_dim_all_ties};
 
 /// The hardest positive and negative distance of each original anchor.
 #[derive(Debug, Clone)]
@@ -78,45 +76,76 @@ pub fn hardest_pairs<B: Backend>(
 }
 
 /// [`hardest_pairs`] of `batch` computed on its distinct points: the same values and the same
-/// gradients (up to summation order), with `U x U` masks and reductions instead of `N x N`
-/// (`U = B + n B / 2`, `N = (n + 1) B`: 256 against 384 rows at B = 128, n = 2).
+/// gradients (up to rounding), with `U x U` masks and reductions instead of `N x N`
+/// (`U = B + n B / 2`, `N = (n + 1) B`: 256 against 384 rows at B = 128, n = 2), and with the
+/// selection itself outside the autodiff graph.
 ///
-/// Synthetic twins are the same point, so their rows of the expanded matrix are equal and
-/// their columns too: a row's extremes are taken over the distinct columns, a tied column
-/// passes the gradient once per copy ([`ExpandedBatch::multiplicity`]), and each expanded row
-/// reads its distinct row's result.
+/// - Synthetic twins are the same point, so their rows of the expanded matrix are equal and
+///   their columns too: a row's extremes are taken over the distinct columns, a tied column
+///   passes the gradient once per copy ([`ExpandedBatch::multiplicity`]), and each expanded
+///   row reads its distinct row's result.
+/// - Which elements are the maxima and minima (the tie rule) is found on detached values. Each
+///   mined distance is then `value + (sum(s * c) - stopgrad(sum(s * c)))`, with `s` the clamped
+///   squared distances and `c` the constant derivative of the selection (tie indicators and
+///   copies, through the positive-masking row maximum, times `d sqrt(s) / ds = 1 / (2 d)`):
+///   exactly `value` forward, the chain rule's gradient backward. The graph holds the
+///   distance computation and two weighted sums instead of every mask and reduction.
 pub fn hardest_pairs_distinct<B: Backend>(batch: &ExpandedBatch<B>) -> HardestPairs<B> {
-    let Some(index) = batch.index() else {
-        return hardest_pairs(batch, batch.distance_matrix());
-    };
     let b = batch.batch_size();
     let groups = batch.n_inner_pts() + 1;
-    let distances = pairwise_euclidean(batch.unique_embeddings()); // [U, U]
-    let [u, _] = distances.dims();
+    let x = batch.unique_embeddings();
+    let squared = clamped_squared_distance(x.clone(), x); // [U, U], tracked
+    let [u, _] = squared.dims();
+    let distances = squared.clone().detach().sqrt();
+    // d sqrt(s) / ds, as a constant
+    let slope = distances.clone().recip().div_scalar(2.0);
     let labels = batch.unique_labels();
     let is_positive = same_class(labels.clone(), labels); // [U, U]
-    let copies = batch.multiplicity(); // [1, U]
+    let copies = batch.multiplicity().expand([u, u]);
+    let zero_with_gradient = |t: Tensor<B, 2>| t.clone() - t.detach();
 
     // Hard positive among the original points (the first B distinct points).
     let original_positive = is_positive.clone().slice([0..b, 0..b]);
-    let positive_distance = max_dim_all_ties(
-        distances
-            .clone()
-            .slice([0..b, 0..b])
-            .mask_fill(original_positive.bool_not(), 0.0),
-        1,
-    )
+    let positives = distances
+        .clone()
+        .slice([0..b, 0..b])
+        .mask_fill(original_positive.clone().bool_not(), 0.0);
+    let positive_value = positives.clone().max_dim(1); // [B, 1]
+    let positive_ties = positives
+        .equal(positive_value.clone().expand([b, b]))
+        .bool_and(original_positive)
+        .float()
+        * slope.clone().slice([0..b, 0..b]);
+    let positive_distance = (positive_value
+        + zero_with_gradient((squared.clone().slice([0..b, 0..b]) * positive_ties).sum_dim(1)))
     .reshape([b]);
 
     // Hard negative of every distinct row; positives are pushed out by the row maximum.
-    let row_max = max_columns_all_ties_weighted(distances.clone(), copies.clone()); // [U, 1]
-    let negatives_only = distances.mask_where(is_positive, row_max.expand([u, u]));
-    let row_columns: Tensor<B, 1, Int> = negatives_only.clone().detach().argmin(1).reshape([u]);
-    let row_min = min_columns_all_ties_weighted(negatives_only, copies).reshape([u]);
+    let row_max = distances.clone().max_dim(1).expand([u, u]);
+    let max_ties = distances.clone().equal(row_max.clone()).float() * copies.clone();
+    let negatives_only = distances.mask_where(is_positive.clone(), row_max);
+    let row_min = negatives_only.clone().min_dim(1); // [U, 1]
+    let row_columns: Tensor<B, 1, Int> = negatives_only.clone().argmin(1).reshape([u]);
+    let min_ties = negatives_only.equal(row_min.clone().expand([u, u])).float() * copies;
+    // A tied positive column passes its gradient to the row maximum, hence to its ties.
+    let through_max = min_ties
+        .clone()
+        .mask_fill(is_positive.clone().bool_not(), 0.0)
+        .sum_dim(1);
+    let derivative =
+        (min_ties.mask_fill(is_positive, 0.0) + max_ties * through_max.expand([u, u])) * slope;
+    let row_min = (row_min + zero_with_gradient((squared * derivative).sum_dim(1))).reshape([u]);
 
     // Every expanded row reads its distinct row, then the hardest over anchor and synthetics.
-    let row_min = row_min.select(0, index.clone()).reshape([groups, b]);
-    let row_columns = row_columns.select(0, index).reshape([groups, b]);
+    let (row_min, row_columns) = match batch.index() {
+        Some(index) => (
+            row_min.select(0, index.clone()),
+            row_columns.select(0, index),
+        ),
+        None => (row_min, row_columns),
+    };
+    let row_min = row_min.reshape([groups, b]);
+    let row_columns = row_columns.reshape([groups, b]);
     let group_of_anchor = row_min.clone().detach().argmin(0); // [1, B]
     let negative_distance = min_dim_all_ties(row_min, 0).reshape([b]);
     let column = row_columns.gather(0, group_of_anchor.clone());

@@ -26,33 +26,6 @@ pub fn min_dim_all_ties<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize)
     route_to_ties(x, value, dim)
 }
 
-/// [`max_dim_all_ties`] along the columns of `x` (`[m, n]`), where column `j` stands for
-/// `weights[0, j]` identical columns (`weights`: `[1, n]`): each tied column gets the gradient
-/// `weights[0, j]` times, as the `weights[0, j]` copies would.
-pub fn max_columns_all_ties_weighted<B: Backend>(x: Tensor<B, 2>, weights: Tensor<B, 2>) -> Tensor<B, 2> {
-    let value = x.clone().detach().max_dim(1);
-    route_to_weighted_ties(x, value, weights)
-}
-
-/// [`min_dim_all_ties`] along the columns, with column weights as in
-/// [`max_columns_all_ties_weighted`].
-pub fn min_columns_all_ties_weighted<B: Backend>(x: Tensor<B, 2>, weights: Tensor<B, 2>) -> Tensor<B, 2> {
-    let value = x.clone().detach().min_dim(1);
-    route_to_weighted_ties(x, value, weights)
-}
-
-fn route_to_weighted_ties<B: Backend>(
-    x: Tensor<B, 2>,
-    value: Tensor<B, 2>,
-    weights: Tensor<B, 2>,
-) -> Tensor<B, 2> {
-    let is_extreme = x.clone().detach().equal(value.clone().expand(x.shape()));
-    let zero_with_gradient = ((x.clone() - x.detach()) * weights)
-        .mask_fill(is_extreme.bool_not(), 0.0)
-        .sum_dim(1);
-    value + zero_with_gradient
-}
-
 fn route_to_ties<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     value: Tensor<B, D>,

@@ -37,7 +37,13 @@ fn values(t: Tensor<B, 1>) -> Vec<f32> {
 #[test]
 fn distinct_mining_matches_expanded_mining() {
     let device = Default::default();
-    for (seed, n, duplicates) in [(0, 1, false), (1, 2, false), (2, 2, true), (3, 4, true), (4, 3, false)] {
+    for (seed, n, duplicates) in [
+        (0, 1, false),
+        (1, 2, false),
+        (2, 2, true),
+        (3, 4, true),
+        (4, 3, false),
+    ] {
         let (classes, instances, dim) = (4, 4, 8);
         let rows = classes * instances;
         let data = batch(seed, classes, instances, dim, duplicates);
@@ -53,7 +59,12 @@ fn distinct_mining_matches_expanded_mining() {
             } else {
                 hardest_pairs(&expanded, expanded.distance_matrix())
             };
-            let synthetic: Vec<bool> = pairs.negative_is_synthetic.clone().into_data().to_vec().unwrap();
+            let synthetic: Vec<bool> = pairs
+                .negative_is_synthetic
+                .clone()
+                .into_data()
+                .to_vec()
+                .unwrap();
             let objective = pairs.positive_distance.clone().mul_scalar(3.0).sum()
                 - pairs.negative_distance.clone().sum();
             let grads = objective.backward();
@@ -73,7 +84,10 @@ fn distinct_mining_matches_expanded_mining() {
         let scale = grad.iter().fold(0f32, |m, g| m.max(g.abs()));
         assert!(scale > 0.0);
         for (i, (a, b)) in grad.iter().zip(&grad2).enumerate() {
-            assert!((a - b).abs() <= 1e-5 * scale, "seed {seed} n {n}: gradient {i}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "seed {seed} n {n}: gradient {i}: {a} vs {b}"
+            );
         }
     }
 }
