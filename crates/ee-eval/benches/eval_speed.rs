@@ -5,7 +5,8 @@
 //! ```text
 //! eval_speed --write-inputs DIR --n N --classes C [--dim 512] [--seed 0]
 //! eval_speed --embeddings E.npy --labels L.npy [--repeats 3] [--what retrieval|nmi|all]
-//!            [--kmeans-algorithm auto|lloyd|mini_batch] [--engine auto|host|backend]
+//!            [--kmeans-algorithm auto|lloyd|mini_batch] [--kmeans-n-init N]
+//!            [--kmeans-max-iter N] [--engine auto|host|backend]
 //! ```
 //!
 //! Inputs are random unit vectors with labels in consecutive equal blocks (CARS196-like: 8,131
@@ -124,7 +125,9 @@ fn run() -> Result<(), String> {
             .with_kmeans(
                 KMeansConfig::new()
                     .with_engine(engine)
-                    .with_algorithm(algorithm),
+                    .with_algorithm(algorithm)
+                    .with_n_init(number(&args, "--kmeans-n-init", 5)?)
+                    .with_max_iter(number(&args, "--kmeans-max-iter", 100)?),
             );
         let start = Instant::now();
         let report =

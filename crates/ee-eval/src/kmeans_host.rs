@@ -15,8 +15,8 @@
 //! from their centroid, until no assignment changes or `max_iter`.
 //!
 //! **Mini-batch** (Sculley, 2010): each step assigns `minibatch_size` points drawn without
-//! replacement and moves every centroid to the running mean of all points it was given so
-//! far; `minibatch_epochs * n / minibatch_size` steps, then one full assignment gives the
+//! replacement and moves every centroid to the running mean of its seed and all points it was
+//! given so far; `minibatch_epochs * n / minibatch_size` steps, then one full assignment gives the
 //! clusters and the inertia.
 
 use rand::Rng;
@@ -65,25 +65,24 @@ fn squared_norms(data: &[f32], dim: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Runs the configured algorithm `restarts` times and keeps the lowest inertia.
+/// Runs `algorithm` `restarts` times (Lloyd: at most `max_iter` iterations) and keeps the
+/// lowest inertia.
 pub(crate) fn kmeans<R: Rng>(
     points: &Points<'_>,
     k: usize,
     algorithm: KMeansAlgorithm,
+    restarts: usize,
+    max_iter: usize,
     config: &KMeansConfig,
     rng: &mut R,
 ) -> KMeansResult {
-    let restarts = match algorithm {
-        KMeansAlgorithm::MiniBatch => config.minibatch_n_init,
-        _ => config.n_init,
-    };
     let mut best: Option<KMeansResult> = None;
     for _ in 0..restarts {
         let seeds = seed(points, k, rng);
         let centroids = points.gather(&seeds);
         let run = match algorithm {
             KMeansAlgorithm::MiniBatch => minibatch(points, centroids, k, config, rng),
-            _ => lloyd(points, centroids, k, config.max_iter),
+            _ => lloyd(points, centroids, k, max_iter),
         };
         if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
             best = Some(run);
@@ -292,7 +291,9 @@ fn minibatch<R: Rng>(
     let (n, dim) = (points.n, points.dim);
     let batch = config.minibatch_size.min(n);
     let steps = (config.minibatch_epochs * n).div_ceil(batch).max(1);
-    let mut counts = vec![0f64; k];
+    // Each seed counts as one point of its centroid, so a centroid stays anchored where
+    // k-means++ put it instead of jumping to the mean of its first batch.
+    let mut counts = vec![1f64; k];
     for _ in 0..steps {
         let mut rows: Vec<usize> = rand::seq::index::sample(rng, n, batch).into_vec();
         rows.sort_unstable();
@@ -403,7 +404,7 @@ mod tests {
         for algorithm in [KMeansAlgorithm::Lloyd, KMeansAlgorithm::MiniBatch] {
             let config = KMeansConfig::new().with_minibatch_size(16);
             let mut rng = ChaCha8Rng::seed_from_u64(3);
-            let r = kmeans(&points, 3, algorithm, &config, &mut rng);
+            let r = kmeans(&points, 3, algorithm, 2, 100, &config, &mut rng);
             for blob in 0..3 {
                 let a = &r.assignments[blob * 40..(blob + 1) * 40];
                 assert!(a.iter().all(|&c| c == a[0]), "{algorithm:?}: {a:?}");
