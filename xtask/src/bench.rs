@@ -164,6 +164,13 @@ fn parse(value: &str) -> Result<usize, String> {
         .map_err(|e| format!("`{value}` is not a count: {e}"))
 }
 
+/// glibc malloc settings for both sides of `bench loss`: no mmap (and page faults) per
+/// temporary of a few hundred KB, no trimming between steps. Without them the step times of
+/// both sides spread over 2x from run to run, from page faults alone (perf: clear_page,
+/// exc_page_fault).
+const MALLOC_TUNABLES: &str =
+    "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824";
+
 /// `command` with rayon's and OpenMP's thread counts set to `threads`.
 fn with_threads(command: &mut Command, threads: usize) -> &mut Command {
     command
@@ -610,13 +617,19 @@ fn loss(args: &[String]) -> Result<(), String> {
             common.extend(["--inputs".to_string(), inputs.display().to_string()]);
         }
         eprintln!("== n_inner_pts = {n_inner}");
-        let ours = measure(Command::new(&binary).args(&common), threads)?;
+        let ours = measure(
+            Command::new(&binary)
+                .args(&common)
+                .env("GLIBC_TUNABLES", MALLOC_TUNABLES),
+            threads,
+        )?;
         let torch = match &python {
             Some(python) => measure(
                 Command::new(python)
                     .args(["-B", "xtask/baselines/loss_step.py"])
                     .args(&common)
-                    .args(["--threads", &threads.to_string()]),
+                    .args(["--threads", &threads.to_string()])
+                    .env("GLIBC_TUNABLES", MALLOC_TUNABLES),
                 threads,
             )
             .map_err(|e| eprintln!("PyTorch side failed: {e}"))
@@ -628,7 +641,7 @@ fn loss(args: &[String]) -> Result<(), String> {
 
     println!(
         "\nEE + HPHN forward + backward, batch {batch}, dim {dim}, {instances} instances, \
-         {threads} threads, median of {steps} steps (ms)"
+         {threads} threads, median of {steps} steps (ms), both sides with GLIBC_TUNABLES={MALLOC_TUNABLES}"
     );
     println!("| n | ee-loss fwd+bwd (ms) | PyTorch port (ms) | ratio |");
     println!("|---|---|---|---|");

@@ -13,7 +13,8 @@
 //! - **Query/gallery** mode: separate sets, nothing excluded.
 //!
 //! Neighbours are exact and ordered by `(distance, index)`: ties between equal distances are
-//! broken by the lower gallery index. Distances are computed on the backend in chunks of
+//! broken by the lower gallery index. Distances are computed in tiles on the host (CPU
+//! backends) or on the backend (GPUs) in chunks of
 //! queries, so the `n x n` matrix is never built (see [`knn`]). Queries whose class has no
 //! other item count as misses in Recall@K (denominator: all queries, as the paper's
 //! reference code) and are left out of MAP@R and R-precision (as pytorch-metric-learning);
