@@ -432,6 +432,11 @@ pub(crate) fn select_nearest(
             });
         }
     }
+    keep_nearest(found, k);
+}
+
+/// Keeps the `k` nearest of `found`, sorted by `(distance, index)`: the tie rule.
+pub(crate) fn keep_nearest(found: &mut Vec<Neighbour>, k: usize) {
     let order = |a: &Neighbour, b: &Neighbour| {
         a.distance
             .total_cmp(&b.distance)

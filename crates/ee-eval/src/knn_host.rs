@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::error::{EvalError, Result};
 use crate::host::dot_tile;
-use crate::knn::{squared_distances_to, Neighbour};
+use crate::knn::{keep_nearest, squared_distances_to, Neighbour};
 
 /// Query rows per tile.
 const ROWS: usize = 256;
@@ -134,16 +134,7 @@ impl Candidates {
                 .zip(distances.iter())
                 .map(|(&index, &distance)| Neighbour { index, distance }),
         );
-        let order = |a: &Neighbour, b: &Neighbour| {
-            a.distance
-                .total_cmp(&b.distance)
-                .then(a.index.cmp(&b.index))
-        };
-        if found.len() > k {
-            found.select_nth_unstable_by(k - 1, order);
-            found.truncate(k);
-        }
-        found.sort_unstable_by(order);
+        keep_nearest(found, k);
     }
 }
 
