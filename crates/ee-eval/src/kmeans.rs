@@ -191,6 +191,14 @@ pub fn kmeans<B: Backend, R: Rng>(
     Ok(best.expect("n_init >= 1"))
 }
 
+/// Points by decreasing distance to their centroid (ties: lower index first): where empty
+/// clusters move, in both engines.
+pub(crate) fn farthest_first(dists: &[f32]) -> Vec<usize> {
+    let mut far: Vec<usize> = (0..dists.len()).collect();
+    far.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
+    far
+}
+
 fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let data: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
     Tensor::from_data(TensorData::new(data, [indices.len()]), device)
@@ -292,7 +300,7 @@ fn lloyd<B: Backend, R: Rng>(
     rng: &mut R,
 ) -> KMeansResult {
     let device = x.device();
-    let [n, dim] = x.dims();
+    let dim = x.dims()[1];
     let seeds = kmeans_plus_plus(x, point_sq, k, rng);
     let mut centroids = x.clone().select(0, index_tensor::<B>(&seeds, &device));
     let (mut clusters, mut dists) = assign(x, point_sq, &centroids, config.chunk_size);
@@ -315,9 +323,7 @@ fn lloyd<B: Backend, R: Rng>(
         centroids = sums / Tensor::<B, 2>::from_data(TensorData::new(divisors, [k, 1]), &device);
         let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
         if !empty.is_empty() {
-            let mut far: Vec<usize> = (0..n).collect();
-            far.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
-            for (&c, &p) in empty.iter().zip(&far) {
+            for (&c, &p) in empty.iter().zip(&farthest_first(&dists)) {
                 centroids =
                     centroids.slice_assign([c..c + 1, 0..dim], x.clone().slice([p..p + 1, 0..dim]));
             }

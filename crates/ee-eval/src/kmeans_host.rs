@@ -23,7 +23,7 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use crate::host::dot_tile;
-use crate::kmeans::{KMeansAlgorithm, KMeansConfig, KMeansResult};
+use crate::kmeans::{farthest_first, KMeansAlgorithm, KMeansConfig, KMeansResult};
 
 /// Centroids chosen between two full updates of the seeding distances.
 pub const SEED_BATCH: usize = 256;
@@ -230,7 +230,7 @@ fn assign(points: &Points<'_>, centroids: &[f32], k: usize) -> (Vec<usize>, Vec<
 }
 
 fn lloyd(points: &Points<'_>, mut centroids: Vec<f32>, k: usize, max_iter: usize) -> KMeansResult {
-    let (n, dim) = (points.n, points.dim);
+    let dim = points.dim;
     let (mut clusters, mut dists) = assign(points, &centroids, k);
     let mut iterations = 0;
     let mut converged = false;
@@ -256,9 +256,7 @@ fn lloyd(points: &Points<'_>, mut centroids: Vec<f32>, k: usize, max_iter: usize
         }
         let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
         if !empty.is_empty() {
-            let mut far: Vec<usize> = (0..n).collect();
-            far.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
-            for (&c, &p) in empty.iter().zip(&far) {
+            for (&c, &p) in empty.iter().zip(&farthest_first(&dists)) {
                 centroids[c * dim..(c + 1) * dim].copy_from_slice(points.row(p));
             }
         }

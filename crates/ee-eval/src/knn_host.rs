@@ -254,7 +254,7 @@ where
                 .fold(
                     || (Vec::new(), local_lists()),
                     |(mut tile, mut local), (t, columns)| {
-                        screen.tile(start..end, tile_of(t), &mut tile, &mut local, Some(columns));
+                        screen.tile(start..end, tile_of(t), &mut tile, &mut local, columns);
                         (tile, local)
                     },
                 )
@@ -389,11 +389,8 @@ impl Screen<'_> {
         cols: std::ops::Range<usize>,
         tile: &mut Vec<f32>,
         row_lists: &mut [Candidates],
-        column_lists: Option<&mut [Candidates]>,
+        column_lists: &mut [Candidates],
     ) {
-        let Some(column_lists) = column_lists else {
-            return self.tile_rows(rows, cols, tile, row_lists, false);
-        };
         self.dots(&rows, &cols, tile);
         let width = cols.len();
         let mut column_limits: Vec<f32> = column_lists.iter().map(|l| l.limit).collect();
