@@ -405,11 +405,14 @@ pub fn read_matrix(path: &Path) -> Result<Matrix, NpyError> {
             ))
         }
     };
-    let values = if fortran {
+    // An empty array needs no transpose; looping over its rows would take as long as the
+    // (possibly 2^32) row count in the header, for a file of a few bytes.
+    let values = if fortran && !values.is_empty() {
+        // Fortran order stores column `c` as `values[c * rows..(c + 1) * rows]`.
         let mut c_order = vec![0.0; values.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                c_order[r * cols + c] = values[c * rows + r];
+        for (c, column) in values.chunks_exact(rows).enumerate() {
+            for (r, &v) in column.iter().enumerate() {
+                c_order[r * cols + c] = v;
             }
         }
         c_order

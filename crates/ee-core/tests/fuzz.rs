@@ -396,3 +396,27 @@ fn valid_files_still_read() {
     std::fs::write(&path, bytes).unwrap();
     assert_eq!(read_labels(&path).unwrap(), vec![4, 5]);
 }
+
+#[test]
+fn an_empty_fortran_matrix_with_a_huge_dimension_reads_promptly_as_empty() {
+    // Found by `generated_headers_are_an_error_or_a_matrix`: [2^32, 0] in Fortran order is a
+    // valid empty matrix, but transposing it row by row took seconds for a 160-byte file.
+    for shape in [[1u64 << 32, 0], [0, 1 << 32]] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.npy");
+        std::fs::write(
+            &path,
+            npy_with_header(2, &header(">f4", true, &shape), &[0; 32]),
+        )
+        .unwrap();
+        let start = Instant::now();
+        let m = read_matrix(&path).unwrap();
+        assert_eq!((m.rows as u64, m.cols as u64), (shape[0], shape[1]));
+        assert!(m.values.is_empty());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
