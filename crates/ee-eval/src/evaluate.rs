@@ -12,7 +12,7 @@ use crate::clustering::{normalized_mutual_information, pairwise_scores};
 use crate::error::EvalError;
 use crate::input::{check_finite, check_labels, EmbeddingMatrix};
 use crate::kmeans::{kmeans, KMeansConfig};
-use crate::knn::{check_dims, check_k, scan, KnnConfig, Neighbour};
+use crate::knn::{check_dims, check_k, scan, KnnConfig, Neighbour, Ranking};
 use crate::report::{ClusteringReport, EvalMode, EvalReport, RecallAtK};
 use crate::retrieval::QueryOutcome;
 
@@ -208,11 +208,13 @@ fn run<B: Backend>(
     if max_recall_k > 0 || config.map_at_r {
         let with_map = config.map_at_r;
         let k_of = |q: usize| max_recall_k.max(if with_map { positives[q] } else { 0 });
+        // Recall@K and MAP@R read only which neighbours share the query's class, so the f64
+        // re-scoring is needed only where it could reorder a relevant and an irrelevant item.
+        let relevant = |q: usize, j: usize| gallery_labels[j] == query_labels[q];
         let visit = |q: usize, found: &[Neighbour]| {
-            let label = query_labels[q];
             let relevant: Vec<bool> = found
                 .iter()
-                .map(|n| gallery_labels[n.index as usize] == label)
+                .map(|n| relevant(q, n.index as usize))
                 .collect();
             QueryOutcome::new(&relevant, positives[q], with_map)
         };
@@ -221,6 +223,7 @@ fn run<B: Backend>(
             gallery,
             exclude_self,
             &config.knn,
+            Ranking::Relevance(&relevant),
             &k_of,
             &visit,
         )?;

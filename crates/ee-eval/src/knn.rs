@@ -180,6 +180,7 @@ pub fn knn_self<B: Backend>(
         embeddings,
         true,
         config,
+        Ranking::Exact,
         &|_| k,
         &|_, found: &[Neighbour]| found.to_vec(),
     )?;
@@ -206,6 +207,7 @@ pub fn knn_query_gallery<B: Backend>(
         gallery,
         false,
         config,
+        Ranking::Exact,
         &|_| k,
         &|_, found: &[Neighbour]| found.to_vec(),
     )?;
@@ -253,6 +255,7 @@ pub(crate) fn scan<B, T, K, V>(
     gallery: Tensor<B, 2>,
     exclude_self: bool,
     config: &KnnConfig,
+    ranking: Ranking<'_>,
     k_of: &K,
     visit: &V,
 ) -> crate::Result<Vec<T>>
@@ -288,6 +291,7 @@ where
             dim,
             error_factor,
             config.host_symmetric_memory,
+            ranking,
             k_of,
             visit,
         );
@@ -324,8 +328,9 @@ where
             .par_chunks(n_gallery)
             .enumerate()
             .map_init(
-                || (Vec::new(), Vec::new(), Vec::new()),
-                |(row, scratch, found), (i, dot_row)| {
+                || (Vec::new(), Default::default(), Vec::new()),
+                |(row, scratch, found): &mut (Vec<f32>, SelectScratch, Vec<Neighbour>),
+                 (i, dot_row)| {
                     let q = start + i;
                     // |q|^2 + |g|^2 - 2 q.g, in the reference's order of operations (f32)
                     row.clear();
@@ -338,10 +343,22 @@ where
                     let query = &query_host[q * dim..(q + 1) * dim];
                     let query_sq: f64 = query.iter().map(|&v| v as f64 * v as f64).sum();
                     let slack = 2.0 * error_factor * (query_sq + max_gallery_sq);
-                    let exact =
-                        |j: usize| squared_distance(query, &gallery_host[j * dim..(j + 1) * dim]);
+                    let gallery_row = |j: usize| &gallery_host[j * dim..(j + 1) * dim];
+                    let exact = |rows: &[u32], out: &mut Vec<f64>| {
+                        squared_distances_to(query, rows, &gallery_row, out)
+                    };
                     let skip = exclude_self.then_some(q);
-                    select_nearest(row, skip, k_of(q), slack, &exact, scratch, found);
+                    select_nearest(
+                        row,
+                        q,
+                        skip,
+                        k_of(q),
+                        slack,
+                        ranking,
+                        &exact,
+                        scratch,
+                        found,
+                    );
                     visit(q, found)
                 },
             )
@@ -397,43 +414,150 @@ pub(crate) fn squared_distances_to<'a>(
     );
 }
 
-/// Puts into `found` the `k` nearest entries of `row` (skipping index `skip`), ordered by
-/// `(exact(j), j)`. `row` holds screening distances within `slack / 2` of `exact`;
-/// `scratch` is reused between calls.
-pub(crate) fn select_nearest(
-    row: &[f32],
-    skip: Option<usize>,
+/// What a caller needs of each query's neighbours.
+#[derive(Clone, Copy)]
+pub(crate) enum Ranking<'a> {
+    /// The k nearest by `(f64 distance, index)`, each with its f64 distance.
+    Exact,
+    /// Only the sequence of `relevant(query, item)` along the exact ranking, which is all
+    /// Recall@K and MAP@R read. Near-tied items are re-scored in f64 only where their order
+    /// could change that sequence; the others keep their screening order and a NaN distance.
+    Relevance(&'a (dyn Fn(usize, usize) -> bool + Sync)),
+}
+
+/// Ranks a query's `candidates` (screening distance, gallery index): every item whose
+/// screening distance is within `slack` of the k-th smallest, each within `slack / 2` of its
+/// f64 distance. `exact(rows, out)` puts the f64 distances of `rows` into `out`.
+///
+/// [`Ranking::Exact`] keeps the k smallest by `(f64 distance, index)`. [`Ranking::Relevance`]
+/// sorts by screening distance and splits the list into runs of items less than `slack`
+/// apart: items in different runs have the order of their screening distances, since
+/// their f64 distances are separated too. A run is re-scored and sorted by `(f64 distance,
+/// index)` only when its items differ in relevance; in a run of equally relevant items
+/// (including where the k-th place cuts it) any order gives the same relevance sequence.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rank_candidates(
+    query: usize,
+    candidates: &mut [(f32, u32)],
     k: usize,
     slack: f64,
-    exact: &dyn Fn(usize) -> f64,
-    scratch: &mut Vec<f32>,
+    ranking: Ranking<'_>,
+    exact: &dyn Fn(&[u32], &mut Vec<f64>),
+    scratch: &mut (Vec<u32>, Vec<f64>),
     found: &mut Vec<Neighbour>,
 ) {
     found.clear();
     if k == 0 {
         return;
     }
-    scratch.clear();
-    match skip {
-        Some(s) => {
-            scratch.extend_from_slice(&row[..s]);
-            scratch.extend_from_slice(&row[s + 1..]);
+    let (rows, distances) = scratch;
+    let relevant = match ranking {
+        Ranking::Exact => {
+            rows.clear();
+            rows.extend(candidates.iter().map(|c| c.1));
+            exact(rows, distances);
+            found.extend(
+                rows.iter()
+                    .zip(distances.iter())
+                    .map(|(&index, &distance)| Neighbour { index, distance }),
+            );
+            keep_nearest(found, k);
+            return;
         }
-        None => scratch.extend_from_slice(row),
-    }
-    debug_assert!(k <= scratch.len());
-    let (_, &mut kth, _) = scratch.select_nth_unstable_by(k - 1, f32::total_cmp);
-    let limit = kth as f64 + slack;
-    for (j, &d) in row.iter().enumerate() {
-        if (d as f64) <= limit && Some(j) != skip {
-            found.push(Neighbour {
-                index: j as u32,
-                distance: exact(j),
+        Ranking::Relevance(relevant) => relevant,
+    };
+    candidates.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut start = 0;
+    while start < candidates.len() && found.len() < k {
+        let mut end = start + 1;
+        while end < candidates.len()
+            && candidates[end].0 as f64 - candidates[end - 1].0 as f64 <= slack
+        {
+            end += 1;
+        }
+        let run = &candidates[start..end];
+        let first = relevant(query, run[0].1 as usize);
+        if run[1..]
+            .iter()
+            .all(|c| relevant(query, c.1 as usize) == first)
+        {
+            found.extend(run.iter().map(|c| Neighbour {
+                index: c.1,
+                distance: f64::NAN,
+            }));
+        } else {
+            rows.clear();
+            rows.extend(run.iter().map(|c| c.1));
+            exact(rows, distances);
+            let from = found.len();
+            found.extend(
+                rows.iter()
+                    .zip(distances.iter())
+                    .map(|(&index, &distance)| Neighbour { index, distance }),
+            );
+            found[from..].sort_unstable_by(|a, b| {
+                a.distance
+                    .total_cmp(&b.distance)
+                    .then(a.index.cmp(&b.index))
             });
         }
+        start = end;
     }
-    keep_nearest(found, k);
+    found.truncate(k);
 }
+
+/// Puts into `found` the `k` nearest entries of `row` (skipping index `skip`), ranked by
+/// [`rank_candidates`]. `row` holds screening distances within `slack / 2` of the f64
+/// distances `exact` gives; `scratch` is reused between calls.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn select_nearest(
+    row: &[f32],
+    query: usize,
+    skip: Option<usize>,
+    k: usize,
+    slack: f64,
+    ranking: Ranking<'_>,
+    exact: &dyn Fn(&[u32], &mut Vec<f64>),
+    scratch: &mut SelectScratch,
+    found: &mut Vec<Neighbour>,
+) {
+    found.clear();
+    if k == 0 {
+        return;
+    }
+    let (values, candidates, rank_scratch) = scratch;
+    values.clear();
+    match skip {
+        Some(s) => {
+            values.extend_from_slice(&row[..s]);
+            values.extend_from_slice(&row[s + 1..]);
+        }
+        None => values.extend_from_slice(row),
+    }
+    debug_assert!(k <= values.len());
+    let (_, &mut kth, _) = values.select_nth_unstable_by(k - 1, f32::total_cmp);
+    let limit = kth as f64 + slack;
+    candidates.clear();
+    candidates.extend(
+        row.iter()
+            .enumerate()
+            .filter(|&(j, &d)| (d as f64) <= limit && Some(j) != skip)
+            .map(|(j, &d)| (d, j as u32)),
+    );
+    rank_candidates(
+        query,
+        candidates,
+        k,
+        slack,
+        ranking,
+        exact,
+        rank_scratch,
+        found,
+    );
+}
+
+/// The buffers [`select_nearest`] reuses between queries.
+pub(crate) type SelectScratch = (Vec<f32>, Vec<(f32, u32)>, (Vec<u32>, Vec<f64>));
 
 /// Keeps the `k` nearest of `found`, sorted by `(distance, index)`: the tie rule.
 pub(crate) fn keep_nearest(found: &mut Vec<Neighbour>, k: usize) {
@@ -453,11 +577,30 @@ pub(crate) fn keep_nearest(found: &mut Vec<Neighbour>, k: usize) {
 mod tests {
     use super::*;
 
+    /// A batched `exact` from a per-item distance.
+    fn exact_from(f: impl Fn(usize) -> f64) -> impl Fn(&[u32], &mut Vec<f64>) {
+        move |rows, out| {
+            out.clear();
+            out.extend(rows.iter().map(|&j| f(j as usize)));
+        }
+    }
+
     /// Selection where the screening distances are exact (slack 0).
     fn select(row: &[f32], skip: Option<usize>, k: usize) -> Vec<(u32, f64)> {
         let mut found = Vec::new();
-        let exact = |j: usize| row[j] as f64;
-        select_nearest(row, skip, k, 0.0, &exact, &mut Vec::new(), &mut found);
+        let exact = exact_from(|j| row[j] as f64);
+        let scratch = &mut Default::default();
+        select_nearest(
+            row,
+            0,
+            skip,
+            k,
+            0.0,
+            Ranking::Exact,
+            &exact,
+            scratch,
+            &mut found,
+        );
         found.iter().map(|n| (n.index, n.distance)).collect()
     }
 
@@ -488,9 +631,20 @@ mod tests {
     fn rescoring_fixes_screening_errors_within_the_slack() {
         // Screening says 1 < 2 (by 0.01), the exact distances say item 2 is nearer.
         let row = [5.0f32, 1.0, 1.01];
-        let exact = |j: usize| [5.0, 1.02, 1.0][j];
+        let exact = exact_from(|j| [5.0, 1.02, 1.0][j]);
         let mut found = Vec::new();
-        select_nearest(&row, None, 1, 0.05, &exact, &mut Vec::new(), &mut found);
+        let scratch = &mut Default::default();
+        select_nearest(
+            &row,
+            0,
+            None,
+            1,
+            0.05,
+            Ranking::Exact,
+            &exact,
+            scratch,
+            &mut found,
+        );
         assert_eq!(
             found,
             vec![Neighbour {
@@ -498,6 +652,105 @@ mod tests {
                 distance: 1.0
             }]
         );
+    }
+
+    /// Screening distances within `slack / 2` of made-up exact ones, with many near-ties and
+    /// exact ties: the relevance ranking gives the same relevance sequence as the exact one,
+    /// and the exact one keeps the k smallest by `(distance, index)`.
+    #[test]
+    fn relevance_ranking_gives_the_exact_relevance_sequence() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let slack = 0.01;
+        let mut rescored_runs = 0;
+        for case in 0..2_000 {
+            let m = 1 + (next() * 60.0) as usize;
+            let k = 1 + (next() * m as f64) as usize;
+            // Exact distances on a coarse grid (ties), screening off by up to slack / 2.
+            let exact_d: Vec<f64> = (0..m).map(|_| (next() * 40.0).floor() * 0.004).collect();
+            let screened: Vec<f32> = exact_d
+                .iter()
+                .map(|&d| (d + (next() - 0.5) * slack * 0.999) as f32)
+                .collect();
+            let relevant_of: Vec<bool> = (0..m).map(|_| next() < 0.4).collect();
+            let relevant = |_: usize, j: usize| relevant_of[j];
+            let calls = std::cell::Cell::new(0);
+            let exact = |rows: &[u32], out: &mut Vec<f64>| {
+                calls.set(calls.get() + rows.len());
+                out.clear();
+                out.extend(rows.iter().map(|&j| exact_d[j as usize]));
+            };
+            let run = |ranking| {
+                let mut found = Vec::new();
+                let scratch = &mut Default::default();
+                let row: Vec<f32> = screened.clone();
+                let (k, slack) = (k, slack);
+                select_nearest(
+                    &row, 0, None, k, slack, ranking, &exact, scratch, &mut found,
+                );
+                found
+            };
+            let full = run(Ranking::Exact);
+            let mut want: Vec<(f64, u32)> =
+                (0..m as u32).map(|j| (exact_d[j as usize], j)).collect();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let want: Vec<u32> = want[..k].iter().map(|w| w.1).collect();
+            assert_eq!(
+                full.iter().map(|n| n.index).collect::<Vec<_>>(),
+                want,
+                "case {case}"
+            );
+            calls.set(0);
+            let by_relevance = run(Ranking::Relevance(&relevant));
+            if calls.get() > 0 {
+                rescored_runs += 1;
+            }
+            let pattern = |found: &[Neighbour]| -> Vec<bool> {
+                found
+                    .iter()
+                    .map(|n| relevant_of[n.index as usize])
+                    .collect()
+            };
+            assert_eq!(pattern(&by_relevance), pattern(&full), "case {case}");
+        }
+        // Both branches ran: some runs needed re-scoring, some did not.
+        assert!(
+            rescored_runs > 100 && rescored_runs < 2_000,
+            "{rescored_runs}"
+        );
+    }
+
+    #[test]
+    fn relevance_ranking_rescores_only_runs_of_mixed_relevance() {
+        // Items 1 and 2 are within the slack of each other; item 0 is far below them.
+        let row = [0.5f32, 1.0, 1.01];
+        let exact_d = [0.5, 1.02, 1.0];
+        let scored = std::cell::RefCell::new(Vec::new());
+        let exact = |rows: &[u32], out: &mut Vec<f64>| {
+            scored.borrow_mut().extend_from_slice(rows);
+            out.clear();
+            out.extend(rows.iter().map(|&j| exact_d[j as usize]));
+        };
+        let mut found = Vec::new();
+        let scratch = &mut Default::default();
+        // 1 and 2 differ in relevance: re-scored, 2 comes first.
+        let mixed = |_: usize, j: usize| j == 1;
+        let ranking = Ranking::Relevance(&mixed);
+        select_nearest(&row, 0, None, 3, 0.05, ranking, &exact, scratch, &mut found);
+        assert_eq!(found.iter().map(|n| n.index).collect::<Vec<_>>(), [0, 2, 1]);
+        assert_eq!(*scored.borrow(), [1, 2]);
+        // Equally relevant: nothing re-scored, screening order kept.
+        scored.borrow_mut().clear();
+        let same = |_: usize, j: usize| j != 0;
+        let ranking = Ranking::Relevance(&same);
+        select_nearest(&row, 0, None, 3, 0.05, ranking, &exact, scratch, &mut found);
+        assert_eq!(found.iter().map(|n| n.index).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(scored.borrow().is_empty());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::error::{EvalError, Result};
 use crate::host::dot_tile;
-use crate::knn::{keep_nearest, squared_distances_to, Neighbour};
+use crate::knn::{rank_candidates, squared_distances_to, Neighbour, Ranking};
 
 /// Query rows per tile.
 const ROWS: usize = 256;
@@ -101,12 +101,15 @@ impl Candidates {
         }
     }
 
-    /// The k nearest by `(squared_distance(query, row(j)), j)`, nearest first: the same test as
-    /// [`crate::knn::select_nearest`] on the full row.
+    /// The k nearest, ranked by [`rank_candidates`] from every item within `slack` of the
+    /// k-th smallest screening distance: the same test as [`crate::knn::select_nearest`] on
+    /// the full row.
     fn finish<'a>(
         mut self,
+        q: usize,
         query: &[f32],
         row: &dyn Fn(usize) -> &'a [f32],
+        ranking: Ranking<'_>,
         scratch: &mut (Vec<u32>, Vec<f64>),
         found: &mut Vec<Neighbour>,
     ) {
@@ -120,21 +123,18 @@ impl Candidates {
             .entries
             .select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
         let limit = kth.0 as f64 + self.slack;
-        let (rows, distances) = scratch;
-        rows.clear();
-        rows.extend(
-            self.entries
-                .iter()
-                .filter(|e| (e.0 as f64) <= limit)
-                .map(|e| e.1),
+        self.entries.retain(|e| (e.0 as f64) <= limit);
+        let exact = |rows: &[u32], out: &mut Vec<f64>| squared_distances_to(query, rows, row, out);
+        rank_candidates(
+            q,
+            &mut self.entries,
+            k,
+            self.slack,
+            ranking,
+            &exact,
+            scratch,
+            found,
         );
-        squared_distances_to(query, rows, row, distances);
-        found.extend(
-            rows.iter()
-                .zip(distances.iter())
-                .map(|(&index, &distance)| Neighbour { index, distance }),
-        );
-        keep_nearest(found, k);
     }
 }
 
@@ -173,6 +173,7 @@ pub(crate) fn scan<T, K, V>(
     dim: usize,
     error_factor: f64,
     symmetric_memory: usize,
+    ranking: Ranking<'_>,
     k_of: &K,
     visit: &V,
 ) -> Result<Vec<T>>
@@ -292,7 +293,7 @@ where
                     let q = start + i;
                     let query = &queries.data[q * dim..(q + 1) * dim];
                     let row = |j: usize| &gallery.data[j * dim..(j + 1) * dim];
-                    list.finish(query, &row, scratch, found);
+                    list.finish(q, query, &row, ranking, scratch, found);
                     visit(q, found)
                 },
             )
@@ -458,7 +459,8 @@ mod tests {
         // dim 1: row j holds the value j, the query 100, so distances are (100 - j)^2.
         let values: Vec<f32> = (0..100).map(|j| j as f32).collect();
         let row = |j: usize| &values[j..j + 1];
-        list.finish(&[100.0], &row, &mut (Vec::new(), Vec::new()), &mut found);
+        let scratch = &mut (Vec::new(), Vec::new());
+        list.finish(0, &[100.0], &row, Ranking::Exact, scratch, &mut found);
         assert_eq!(
             found.iter().map(|n| n.index).collect::<Vec<_>>(),
             vec![99, 98]
