@@ -76,6 +76,9 @@ pub enum TrainError {
     /// Tensor values could not be read back to the host.
     #[error("cannot read embeddings back: {0}")]
     Readback(String),
+    /// burn's collective (data-parallel training) failed.
+    #[error("data-parallel training: {0}")]
+    Collective(String),
     /// A logger failed.
     #[error("logger: {0}")]
     Logger(String),

@@ -71,6 +71,7 @@ pub mod eval;
 pub mod logging;
 mod model;
 mod optimizer;
+pub mod parallel;
 pub mod schedule;
 mod trainer;
 
@@ -78,5 +79,6 @@ pub use error::{Result, TrainError};
 pub use eval::{embed_loader, evaluate, Embedded, EvalSet, EvalSummary};
 pub use logging::TrainLogger;
 pub use model::TrainModel;
-pub use optimizer::{optimizer_step, OptimizerConfig, OptimizerKind};
+pub use optimizer::{apply_gradients, optimizer_step, OptimizerConfig, OptimizerKind};
+pub use parallel::DataParallel;
 pub use trainer::{Fitted, TrainData, TrainSummary, Trainer, TrainerConfig};

@@ -133,6 +133,33 @@ where
     let mut grads = loss.backward();
     let backbone_grads = model.backbone_gradients(&mut grads);
     let head_grads = GradientsParams::from_grads(grads, &model);
+    apply_gradients(
+        model,
+        backbone_grads,
+        head_grads,
+        lr,
+        base_lr_mult,
+        backbone_optimizer,
+        head_optimizer,
+    )
+}
+
+/// The two optimiser steps of [`optimizer_step`] from gradients already split into the
+/// backbone's and the head's (for example summed over devices first).
+pub fn apply_gradients<B, M, O>(
+    model: M,
+    backbone_grads: GradientsParams,
+    head_grads: GradientsParams,
+    lr: f64,
+    base_lr_mult: f64,
+    backbone_optimizer: &mut O,
+    head_optimizer: &mut O,
+) -> M
+where
+    B: AutodiffBackend,
+    M: TrainModel<B>,
+    O: Optimizer<M, B>,
+{
     let model = if backbone_grads.is_empty() {
         model
     } else {

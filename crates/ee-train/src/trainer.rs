@@ -12,12 +12,12 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use ee_data::{BatchPlan, ClassBalancedSampler, LoaderConfig, SamplerConfig, SamplerState, Split};
 use ee_eval::EvalConfig;
 use ee_loss::batch::check_batch;
-use ee_loss::PairLoss;
+use ee_loss::{LossStats, PairLoss};
 use ee_model::Embed;
 
 use crate::checkpoint::{self, CheckpointFile, TrainingState, CHECKPOINT_VERSION};
@@ -28,7 +28,10 @@ use crate::logging::{
     TensorBoardLogger, TrainLogger,
 };
 use crate::model::TrainModel;
-use crate::optimizer::{optimizer_step, OptimizerConfig, OptimizerKind};
+use crate::optimizer::{apply_gradients, OptimizerConfig, OptimizerKind};
+use crate::parallel::{
+    all_reduce_gradients, gather_embeddings, slice_batch, split_rows, DataParallel,
+};
 use crate::schedule::MultiStepLr;
 
 /// Everything about a training run except the model, the loss and the data.
@@ -245,18 +248,41 @@ impl Trainer {
         B: AutodiffBackend,
         M: TrainModel<B>,
         M::InnerModule: Embed<B::InnerBackend>,
-        L: PairLoss,
+        L: PairLoss + Sync,
     {
+        self.fit_data_parallel(model, loss, data, std::slice::from_ref(device))
+    }
+
+    /// [`Trainer::fit`] over several devices of one backend (data-parallel, burn's
+    /// collective; see [`crate::parallel`]): each device embeds whole classes of every batch,
+    /// and the loss mines the whole batch, exactly as on one device. One device is
+    /// [`Trainer::fit`]. The batch needs at least one class per device.
+    pub fn fit_data_parallel<B, M, L>(
+        &mut self,
+        model: M,
+        loss: &L,
+        data: TrainData<'_>,
+        devices: &[B::Device],
+    ) -> Result<Fitted<M>>
+    where
+        B: AutodiffBackend,
+        M: TrainModel<B>,
+        M::InnerModule: Embed<B::InnerBackend>,
+        L: PairLoss + Sync,
+    {
+        if devices.is_empty() {
+            return Err(bad("run.devices", "[]", "needs at least one device"));
+        }
         match self.config.optimizer.kind {
             OptimizerKind::Adam => {
                 let make = || self.config.optimizer.adam().init::<B, M>();
                 let (backbone, head) = (make(), make());
-                self.run(model, loss, data, device, backbone, head)
+                self.run(model, loss, data, devices, backbone, head)
             }
             OptimizerKind::Adamw => {
                 let make = || self.config.optimizer.adamw().init::<B, M>();
                 let (backbone, head) = (make(), make());
-                self.run(model, loss, data, device, backbone, head)
+                self.run(model, loss, data, devices, backbone, head)
             }
         }
     }
@@ -266,7 +292,7 @@ impl Trainer {
         mut model: M,
         loss: &L,
         data: TrainData<'_>,
-        device: &B::Device,
+        devices: &[B::Device],
         mut backbone_optimizer: O,
         mut head_optimizer: O,
     ) -> Result<Fitted<M>>
@@ -274,9 +300,10 @@ impl Trainer {
         B: AutodiffBackend,
         M: TrainModel<B>,
         M::InnerModule: Embed<B::InnerBackend>,
-        L: PairLoss,
+        L: PairLoss + Sync,
         O: Optimizer<M, B>,
     {
+        let device = &devices[0];
         let c = self.config.clone();
         let run_dir = c.run_dir.clone();
         let last = checkpoint::last_path(&run_dir);
@@ -291,6 +318,17 @@ impl Trainer {
         }
 
         let sampler = c.sampler(loss, data.train)?;
+        let classes_per_batch = sampler.batch_size() / sampler.instances_per_class().max(1);
+        if devices.len() > classes_per_batch {
+            return Err(bad(
+                "run.devices",
+                devices.len(),
+                &format!(
+                    "each device needs whole classes, and a batch has {classes_per_batch} \
+                     class(es) (batch_size / instances_per_class)"
+                ),
+            ));
+        }
         let train_loader = c.loader.init(data.train)?;
         let batches_per_epoch = sampler.batches_per_epoch();
         let schedule = MultiStepLr::from_epochs(
@@ -348,6 +386,22 @@ impl Trainer {
             keep_metrics = Some(state.metrics_len);
         }
         checkpoint::write_atomic(&run_dir.join(&description_file), description.as_bytes())?;
+        // Data-parallel: replicas 1.. start as copies of replica 0 (after any resume), with the
+        // same parameter ids, so that their gradients pair up in the all-reduce.
+        let parallel = match devices.len() {
+            1 => None,
+            _ => Some(DataParallel::<B>::start(devices)?),
+        };
+        let mut others: Vec<(M, O, O)> = devices[1..]
+            .iter()
+            .map(|d| {
+                (
+                    model.clone().fork(d),
+                    backbone_optimizer.clone(),
+                    head_optimizer.clone(),
+                )
+            })
+            .collect();
 
         let mut loggers: Vec<Box<dyn TrainLogger>> = Vec::new();
         if self.default_loggers {
@@ -447,24 +501,91 @@ impl Trainer {
                     let iteration = epoch * batches_per_epoch as u64 + batch.batch_index as u64;
                     let lr = schedule.at(iteration);
                     let rows = batch.class_ids.len();
-                    let embeddings = model.embed(batch.images);
                     let log_now = (batch.batch_index as u64).is_multiple_of(c.log_every_steps);
-                    // Embedding Expansion, then the loss on real and synthetic points. The
-                    // batch layout is checked on the host labels the loader already has (no
-                    // read-back in the hot path); a non-finite embedding surfaces as a
+                    // The batch layout is checked on the host labels the loader already has
+                    // (no read-back in the hot path); a non-finite embedding surfaces as a
                     // non-finite loss below.
                     let host_labels: Vec<i64> =
                         batch.class_ids.iter().map(|&c| i64::from(c)).collect();
-                    let expansion = loss.expansion();
-                    check_batch(&host_labels, rows, expansion.n_inner_pts() > 0)?;
-                    let expanded = expansion.expand_unchecked(embeddings, batch.labels);
-                    let output = loss.forward_expanded(&expanded);
+                    check_batch(&host_labels, rows, loss.expansion().n_inner_pts() > 0)?;
                     let step = iteration + 1;
-                    let mut trained = output.loss.clone();
-                    if self.nan_at_step == Some(step) {
-                        trained = trained.add_scalar(f32::NAN);
-                    }
-                    let loss_sum = scalar(trained.clone());
+                    let settings = StepSettings {
+                        lr,
+                        base_lr_mult: c.optimizer.base_lr_mult,
+                        poison: self.nan_at_step == Some(step),
+                        stats: log_now,
+                    };
+                    let outcome = match &parallel {
+                        None => {
+                            let embeddings = model.embed(batch.images);
+                            let (stepped, outcome) = replica_step(
+                                model,
+                                embeddings,
+                                batch.labels,
+                                loss,
+                                &settings,
+                                &mut backbone_optimizer,
+                                &mut head_optimizer,
+                                None,
+                            )?;
+                            model = stepped;
+                            outcome
+                        }
+                        Some(dp) => {
+                            let ranges = split_rows(&batch.class_ids, dp.devices().len())?;
+                            let replicas =
+                                std::iter::once((model, backbone_optimizer, head_optimizer))
+                                    .chain(others.drain(..));
+                            let (images, labels) = (&batch.images, &batch.labels);
+                            let settings = &settings;
+                            let results: Vec<Result<(M, O, O, StepOutcome)>> =
+                                std::thread::scope(|s| {
+                                    let handles: Vec<_> = replicas
+                                        .zip(ranges)
+                                        .zip(dp.devices())
+                                        .enumerate()
+                                        .map(|(d, (((m, mut bo, mut ho), range), device))| {
+                                            let (images, labels) =
+                                                slice_batch(images, labels, range.clone(), device);
+                                            s.spawn(move || {
+                                                let own = m.embed(images);
+                                                let full = gather_embeddings(d, own, range, rows)?;
+                                                let (m, outcome) = replica_step(
+                                                    m,
+                                                    full,
+                                                    labels,
+                                                    loss,
+                                                    settings,
+                                                    &mut bo,
+                                                    &mut ho,
+                                                    Some(d),
+                                                )?;
+                                                Ok((m, bo, ho, outcome))
+                                            })
+                                        })
+                                        .collect();
+                                    handles
+                                        .into_iter()
+                                        .map(|h| {
+                                            h.join().expect("a device's training step panicked")
+                                        })
+                                        .collect()
+                                });
+                            let mut results = results.into_iter().collect::<Result<Vec<_>>>()?;
+                            let (m, bo, ho, outcome) = results.remove(0);
+                            (model, backbone_optimizer, head_optimizer) = (m, bo, ho);
+                            others = results
+                                .into_iter()
+                                .map(|(m, bo, ho, _)| (m, bo, ho))
+                                .collect();
+                            outcome
+                        }
+                    };
+                    let StepOutcome {
+                        loss_sum,
+                        mean_loss,
+                        stats,
+                    } = outcome;
                     if !loss_sum.is_finite() {
                         return Err(TrainError::NonFiniteLoss {
                             epoch: epoch + 1,
@@ -473,20 +594,6 @@ impl Trainer {
                             checkpoint: run.last_checkpoint.clone(),
                         });
                     }
-                    let stats = log_now.then(|| output.stats());
-                    let mean_loss = match &stats {
-                        Some(s) => s.mean_per_anchor,
-                        None => scalar(output.per_anchor.clone().detach().mean()),
-                    };
-
-                    model = optimizer_step(
-                        model,
-                        trained,
-                        lr,
-                        c.optimizer.base_lr_mult,
-                        &mut backbone_optimizer,
-                        &mut head_optimizer,
-                    );
 
                     state.global_step = step;
                     state.sampler = sampler.state_after(epoch, batch.batch_index);
@@ -676,6 +783,89 @@ fn scalar<B: burn::tensor::backend::Backend>(t: burn::tensor::Tensor<B, 1>) -> f
         .convert::<f64>()
         .to_vec::<f64>()
         .map_or(f64::NAN, |v| v[0])
+}
+
+/// What one step reports.
+struct StepOutcome {
+    loss_sum: f64,
+    mean_loss: f64,
+    stats: Option<LossStats>,
+}
+
+/// How a step runs.
+struct StepSettings {
+    lr: f64,
+    base_lr_mult: f64,
+    /// Poison the loss with NaN (the test hook).
+    poison: bool,
+    /// Read the loss statistics back for the log.
+    stats: bool,
+}
+
+/// One replica's step from the whole batch's `embeddings` (its own rows attached to its
+/// graph): Embedding Expansion, the loss, backward, the gradients summed over the peers
+/// (when `peer` is set), then the two optimiser steps. A non-finite loss returns the model
+/// unstepped: every peer sees the same loss, so all stop before any collective call.
+#[allow(clippy::too_many_arguments)]
+fn replica_step<B, M, L, O>(
+    model: M,
+    embeddings: burn::tensor::Tensor<B, 2>,
+    labels: burn::tensor::Tensor<B, 1, burn::tensor::Int>,
+    loss: &L,
+    settings: &StepSettings,
+    backbone_optimizer: &mut O,
+    head_optimizer: &mut O,
+    peer: Option<usize>,
+) -> Result<(M, StepOutcome)>
+where
+    B: AutodiffBackend,
+    M: TrainModel<B>,
+    L: PairLoss,
+    O: Optimizer<M, B>,
+{
+    // Embedding Expansion, then the loss on real and synthetic points.
+    let expanded = loss.expansion().expand_unchecked(embeddings, labels);
+    let output = loss.forward_expanded(&expanded);
+    let mut trained = output.loss.clone();
+    if settings.poison {
+        trained = trained.add_scalar(f32::NAN);
+    }
+    let loss_sum = scalar(trained.clone());
+    if !loss_sum.is_finite() {
+        let outcome = StepOutcome {
+            loss_sum,
+            mean_loss: f64::NAN,
+            stats: None,
+        };
+        return Ok((model, outcome));
+    }
+    let stats = settings.stats.then(|| output.stats());
+    let mean_loss = match &stats {
+        Some(s) => s.mean_per_anchor,
+        None => scalar(output.per_anchor.clone().detach().mean()),
+    };
+    let mut grads = trained.backward();
+    let mut backbone_grads = model.backbone_gradients(&mut grads);
+    let mut head_grads = GradientsParams::from_grads(grads, &model);
+    if let Some(peer) = peer {
+        backbone_grads = all_reduce_gradients::<B>(peer, backbone_grads)?;
+        head_grads = all_reduce_gradients::<B>(peer, head_grads)?;
+    }
+    let model = apply_gradients(
+        model,
+        backbone_grads,
+        head_grads,
+        settings.lr,
+        settings.base_lr_mult,
+        backbone_optimizer,
+        head_optimizer,
+    );
+    let outcome = StepOutcome {
+        loss_sum,
+        mean_loss,
+        stats,
+    };
+    Ok((model, outcome))
 }
 
 struct Run {

@@ -1,8 +1,8 @@
 //! The trainer end to end on generated data: a few steps of tiny models, exact resume, a NaN
 //! stop, a user-defined model and loss, validation-class selection and bad settings.
 
-use std::cell::Cell;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
@@ -215,7 +215,7 @@ fn tiny() -> Tiny<B> {
 /// number of calls as a diagnostic, and NaN from call `nan_from` on.
 struct Pull {
     expansion: EmbeddingExpansion,
-    calls: Cell<u32>,
+    calls: AtomicU32,
     nan_from: u32,
 }
 
@@ -225,16 +225,19 @@ impl PairLoss for Pull {
     }
 
     fn forward_expanded<B: Backend>(&self, batch: &ExpandedBatch<B>) -> LossOutput<B> {
-        self.calls.set(self.calls.get() + 1);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let b = batch.batch_size();
         let d = batch.distance_matrix().slice([0..b, 0..b]);
         let per_anchor = d.mean_dim(1).reshape([b]);
-        let per_anchor = if self.calls.get() >= self.nan_from {
+        let per_anchor = if self.calls.load(Ordering::Relaxed) >= self.nan_from {
             per_anchor.add_scalar(f32::NAN)
         } else {
             per_anchor
         };
-        let calls = Tensor::<B, 1>::from_floats([self.calls.get() as f32], &per_anchor.device());
+        let calls = Tensor::<B, 1>::from_floats(
+            [self.calls.load(Ordering::Relaxed) as f32],
+            &per_anchor.device(),
+        );
         LossOutput::new(per_anchor.clone().mean(), per_anchor).with_diagnostic("calls", calls)
     }
 }
@@ -247,7 +250,7 @@ fn a_user_model_and_loss_train_and_report_their_diagnostics() {
     let run = dir.path().join("run");
     let loss = Pull {
         expansion: EmbeddingExpansionConfig::new().with_n_inner_pts(0).init(),
-        calls: Cell::new(0),
+        calls: AtomicU32::new(0),
         nan_from: u32::MAX,
     };
     let train = TrainData {
@@ -261,7 +264,7 @@ fn a_user_model_and_loss_train_and_report_their_diagnostics() {
         .unwrap()
         .fit(tiny(), &loss, train, &Default::default());
     let fitted = fitted.unwrap();
-    assert_eq!(loss.calls.get(), 4);
+    assert_eq!(loss.calls.load(Ordering::Relaxed), 4);
     assert!(params(&fitted.model) != before, "the weights did not move");
     let calls: Vec<f64> = lines(&run.join("metrics.jsonl"))
         .iter()
@@ -279,7 +282,7 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let run = dir.path().join("run");
     let loss = Pull {
         expansion: EmbeddingExpansionConfig::new().with_n_inner_pts(2).init(),
-        calls: Cell::new(0),
+        calls: AtomicU32::new(0),
         nan_from: 4,
     };
     let train = TrainData {
@@ -504,7 +507,7 @@ fn a_bad_image_stops_the_run_without_leaving_empty_files_unless_skipped() {
     };
     let loss = Pull {
         expansion: EmbeddingExpansionConfig::new().with_n_inner_pts(0).init(),
-        calls: Cell::new(0),
+        calls: AtomicU32::new(0),
         nan_from: u32::MAX,
     };
     let fitted = trainer(&run, 1)
@@ -515,7 +518,7 @@ fn a_bad_image_stops_the_run_without_leaving_empty_files_unless_skipped() {
         .unwrap();
     assert_eq!(fitted.summary.epochs, 1);
     assert_eq!(
-        loss.calls.get(),
+        loss.calls.load(Ordering::Relaxed),
         1,
         "the batch of the broken class was skipped"
     );
