@@ -30,13 +30,43 @@ pub fn check_compiled(config: &crate::config::RunConfig) -> Result<()> {
     Ok(())
 }
 
+/// The device of index `index`: CUDA device `index`, or (on the CPU) the CPU itself.
+fn device_of(index: usize) -> Device {
+    #[cfg(feature = "cuda")]
+    return burn::backend::cuda::CudaDevice { index };
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = index;
+        Device::default()
+    }
+}
+
+/// Opens the devices of `run.devices` (data-parallel training), each probed as
+/// [`open_device`] probes the default one.
+pub fn open_devices(config: &crate::config::RunConfig) -> Result<Vec<Device>> {
+    config
+        .get()
+        .run
+        .devices
+        .indices()
+        .into_iter()
+        .map(|index| probe(|| device_of(index)))
+        .collect()
+}
+
 /// Opens the default device, turning a panic (no GPU, no driver) into an error.
 pub fn open_device() -> Result<Device> {
+    probe(Device::default)
+}
+
+/// Opens a device and runs one tiny op on it, turning a panic (no GPU, no driver) into an
+/// error.
+fn probe(open: impl Fn() -> Device + std::panic::RefUnwindSafe) -> Result<Device> {
     let name = crate::config::BackendName::compiled().as_str();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| {
-        let device = Device::default();
+        let device = open();
         let probe = burn::tensor::Tensor::<Compute, 1>::zeros([1], &device);
         let _ = probe.into_data();
         device

@@ -299,8 +299,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             let config = config.load()?;
             ee_cli::backend::check_compiled(&config)?;
-            let device = open_device()?;
-            let summary = train::<Train>(&config, &TrainOptions { resume, quiet }, &device)?;
+            let devices = ee_cli::backend::open_devices(&config)?;
+            let summary = train::<Train>(&config, &TrainOptions { resume, quiet }, &devices)?;
             println!(
                 "done: {} epochs, {} steps; best R@1 {:.4} at epoch {}; run directory {}",
                 summary.epochs,

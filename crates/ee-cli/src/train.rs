@@ -106,12 +106,14 @@ pub struct Prepared {
     pub trainer: TrainerConfig,
 }
 
-/// Trains the run a config describes on backend `B`.
+/// Trains the run a config describes on backend `B`, data-parallel when `devices` holds
+/// more than one (`run.devices`).
 pub fn train<B: AutodiffBackend>(
     config: &RunConfig,
     options: &TrainOptions,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<TrainSummary> {
+    let device = &devices[0];
     let Prepared {
         splits,
         loss,
@@ -127,5 +129,7 @@ pub fn train<B: AutodiffBackend>(
         test: &splits.test,
         validation: splits.validation.as_ref(),
     };
-    Ok(trainer.fit(model, &loss, data, device)?.summary)
+    Ok(trainer
+        .fit_data_parallel(model, &loss, data, devices)?
+        .summary)
 }

@@ -285,6 +285,17 @@ impl RawConfig {
         if r.log_every_steps == 0 {
             return Err(invalid("run.log_every_steps", 0, "must be at least 1"));
         }
+        let devices = r.devices.indices();
+        let mut distinct = devices.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if devices.is_empty() || distinct.len() != devices.len() {
+            return Err(invalid(
+                "run.devices",
+                format!("{devices:?}"),
+                "must be a count of at least 1 or a list of distinct device indices",
+            ));
+        }
         let mut raw = self;
         raw.data.synthetic = synth;
         raw.loss = raw.loss.resolved(&loss);

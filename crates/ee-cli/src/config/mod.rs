@@ -186,6 +186,29 @@ mod tests {
     }
 
     #[test]
+    fn run_devices_take_a_count_or_distinct_indices() {
+        let devices = |extra: &str| {
+            parse(&base(extra), &[])
+                .and_then(|c| c.check())
+                .map(|c| c.get().run.devices.indices())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(devices(""), Ok(vec![0]));
+        assert_eq!(devices("devices = 2"), Ok(vec![0, 1]));
+        assert_eq!(devices("devices = [1, 3]"), Ok(vec![1, 3]));
+        for bad in ["devices = 0", "devices = []", "devices = [1, 1]"] {
+            let e = devices(bad).unwrap_err();
+            assert!(e.contains("run.devices"), "{bad}: {e}");
+        }
+        // One device (the default) stays out of the resolved config; more are written.
+        let one = parse(&base(""), &[]).unwrap().check().unwrap();
+        assert!(!one.to_toml().contains("devices"));
+        let two = parse(&base("devices = 2"), &[]).unwrap().check().unwrap();
+        let again = parse(&two.to_toml(), &[]).unwrap().check().unwrap();
+        assert_eq!(again.get().run.devices.indices(), vec![0, 1]);
+    }
+
+    #[test]
     fn defaults_are_the_reference_run() {
         let c = parse(&base(""), &[]).unwrap().check().unwrap();
         let c = c.get();

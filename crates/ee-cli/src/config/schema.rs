@@ -554,6 +554,41 @@ pub struct RunSection {
     /// Also write `last.mpk` every this many steps within an epoch (0 = at epoch ends only).
     #[serde(default)]
     pub checkpoint_every_steps: u64,
+    /// Devices to train on, data-parallel: a count (the first N) or a list of device
+    /// indices (CUDA devices of this machine). On the CPU backend every device is a thread of
+    /// the same CPU.
+    #[serde(default, skip_serializing_if = "Devices::is_one")]
+    pub devices: Devices,
+}
+
+/// `run.devices`: how many devices, or which, train data-parallel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Devices {
+    /// The first N devices (`devices = 2`).
+    Count(usize),
+    /// These device indices (`devices = [0, 1]`).
+    List(Vec<usize>),
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices::Count(1)
+    }
+}
+
+impl Devices {
+    /// The device indices.
+    pub fn indices(&self) -> Vec<usize> {
+        match self {
+            Devices::Count(n) => (0..*n).collect(),
+            Devices::List(list) => list.clone(),
+        }
+    }
+
+    fn is_one(&self) -> bool {
+        *self == Devices::Count(1)
+    }
 }
 
 fn default_backend() -> BackendName {
