@@ -290,9 +290,13 @@ impl RawConfig {
         distinct.sort_unstable();
         distinct.dedup();
         if devices.is_empty() || distinct.len() != devices.len() {
+            let value = match &r.devices {
+                Devices::Count(n) => n.to_string(),
+                Devices::List(list) => format!("{list:?}"),
+            };
             return Err(invalid(
                 "run.devices",
-                format!("{devices:?}"),
+                value,
                 "must be a count of at least 1 or a list of distinct device indices",
             ));
         }

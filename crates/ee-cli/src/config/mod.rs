@@ -196,9 +196,13 @@ mod tests {
         assert_eq!(devices(""), Ok(vec![0]));
         assert_eq!(devices("devices = 2"), Ok(vec![0, 1]));
         assert_eq!(devices("devices = [1, 3]"), Ok(vec![1, 3]));
-        for bad in ["devices = 0", "devices = []", "devices = [1, 1]"] {
+        for (bad, shown) in [
+            ("devices = 0", "= 0:"),
+            ("devices = []", "= []:"),
+            ("devices = [1, 1]", "= [1, 1]:"),
+        ] {
             let e = devices(bad).unwrap_err();
-            assert!(e.contains("run.devices"), "{bad}: {e}");
+            assert!(e.contains("run.devices") && e.contains(shown), "{bad}: {e}");
         }
         // One device (the default) stays out of the resolved config; more are written.
         let one = parse(&base(""), &[]).unwrap().check().unwrap();
