@@ -167,6 +167,7 @@ fn norms(set: HostSet<'_>, dim: usize) -> Result<(Vec<f32>, Vec<f64>)> {
 /// The host scan: for every query, `visit(q, its k_of(q) nearest)`, in query order.
 ///
 /// `error_factor` is `4 (dim + 4) u` of the screening (see [`crate::knn`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn scan<T, K, V>(
     queries: HostSet<'_>,
     gallery: Option<HostSet<'_>>,
