@@ -5,7 +5,6 @@
 //! disagree with the f64 brute force), and points on a small integer grid, where many
 //! distances are exactly equal and the lower-index tie rule decides the order.
 
-use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use ee_eval::{
     evaluate, evaluate_query_gallery, knn_query_gallery, knn_self, Engine, EvalConfig, KnnConfig,
@@ -13,7 +12,11 @@ use ee_eval::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-type B = Flex;
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
+#[cfg(not(feature = "test-wgpu"))]
+type B = burn::backend::Flex;
+#[cfg(feature = "test-wgpu")]
+type B = burn::backend::Wgpu;
 
 struct Set {
     rows: Vec<Vec<f64>>,

@@ -4,12 +4,17 @@
 
 mod common;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use burn::tensor::{Int, Tensor, TensorData};
 use common::{max_abs_diff, random_batch, reference, to_f32_precision, Params};
 use ee_loss::{EmbeddingExpansionConfig, HphnTripletLossConfig, LossError, Reduction};
 
-type B = Autodiff<Flex>;
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
+#[cfg(not(feature = "test-wgpu"))]
+type Inner = burn::backend::Flex;
+#[cfg(feature = "test-wgpu")]
+type Inner = burn::backend::Wgpu;
+type B = Autodiff<Inner>;
 
 fn tensors(x: &[Vec<f64>], labels: &[i64]) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {
     let device = Default::default();

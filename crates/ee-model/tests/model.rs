@@ -2,7 +2,7 @@
 
 mod support;
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use burn::config::Config;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
@@ -13,8 +13,12 @@ use ee_model::{
 };
 use support::max_abs_diff;
 
-type B = Flex;
-type AD = Autodiff<Flex>;
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
+#[cfg(not(feature = "test-wgpu"))]
+type B = burn::backend::Flex;
+#[cfg(feature = "test-wgpu")]
+type B = burn::backend::Wgpu;
+type AD = Autodiff<B>;
 
 fn row_norms(x: Tensor<B, 2>) -> Vec<f32> {
     x.square()
@@ -182,7 +186,7 @@ fn gradients_split_between_backbone_and_head() {
     // 57 convs + 57 x (gamma, beta); the head's weight and bias.
     assert_eq!(backbone.len(), 57 * 3);
     assert_eq!(head.len(), 2);
-    let g = head.get::<Flex, 2>(model.head.embedding.weight.id).unwrap();
+    let g = head.get::<B, 2>(model.head.embedding.weight.id).unwrap();
     let largest: f32 = g.abs().max().into_scalar().elem();
     assert!(largest > 0.0);
 }

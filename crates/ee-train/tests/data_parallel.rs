@@ -5,6 +5,8 @@
 //! burn's collective server is global to the process: the tests take turns (the library's
 //! own lock), which the `DataParallel` sessions below share with the trainer.
 
+mod common;
+
 use std::path::Path;
 
 use burn::backend::{Autodiff, Flex};
@@ -13,8 +15,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{module::adaptive_avg_pool2d, Int, Tensor, TensorData};
-use ee_data::{formats, Dataset, LoaderConfig, SamplerConfig, SynthOptions};
-use ee_eval::EvalConfig;
+use common::{dataset, loader};
 use ee_loss::{EmbeddingExpansionConfig, HphnTripletLoss, HphnTripletLossConfig};
 use ee_model::{l2_normalize, Embed};
 use ee_train::parallel::{all_reduce_gradients, gather_embeddings, split_rows};
@@ -234,37 +235,9 @@ fn two_devices_give_the_one_device_loss_and_gradients() {
     );
 }
 
-fn dataset(root: &Path) -> Dataset {
-    let synth = SynthOptions::new()
-        .with_num_classes(8)
-        .with_images_per_class(8)
-        .with_width(24)
-        .with_height(24);
-    let written = ee_data::write_synthetic_dataset(root, &synth).unwrap();
-    let dir = &written.cars196_dir;
-    formats::read_meta_dataset(dir, &dir.join("train.txt"), &dir.join("test.txt")).unwrap()
-}
-
-fn loader() -> LoaderConfig {
-    LoaderConfig::new().with_image_size(16)
-}
-
 /// 4 train classes x 8 images; batches of 4 classes x 2, 2 batches per epoch.
 fn trainer(run_dir: &Path, epochs: u64) -> TrainerConfig {
-    TrainerConfig::new(run_dir.to_path_buf())
-        .with_sampler(
-            SamplerConfig::new()
-                .with_batch_size(8)
-                .with_instances_per_class(2)
-                .with_epoch_size(Some(16)),
-        )
-        .with_loader(loader())
-        .with_eval(EvalConfig::new().with_recall_ks(vec![1, 2]))
-        .with_epochs(epochs)
-        .with_eval_every_epochs(1)
-        .with_eval_batch_size(16)
-        .with_log_every_steps(1)
-        .with_quiet(true)
+    common::trainer(run_dir, epochs, 2)
 }
 
 fn weights(model: &Net<B>) -> Vec<Vec<f32>> {

@@ -1,16 +1,18 @@
 //! The trainer end to end on generated data: a few steps of tiny models, exact resume, a NaN
 //! stop, a user-defined model and loss, validation-class selection and bad settings.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{module::adaptive_avg_pool2d, Tensor};
-use ee_data::{formats, Dataset, LoaderConfig, SamplerConfig, SynthOptions};
-use ee_eval::EvalConfig;
+use common::{dataset, loader};
+use ee_data::Dataset;
 use ee_loss::{
     EmbeddingExpansion, EmbeddingExpansionConfig, ExpandedBatch, HphnTripletLossConfig, LossOutput,
     PairLoss,
@@ -21,39 +23,16 @@ use ee_model::{
 use ee_train::checkpoint::CheckpointFile;
 use ee_train::{EvalSet, TrainData, TrainError, TrainModel, TrainerConfig};
 
-type B = Autodiff<Flex>;
-
-fn dataset(root: &Path) -> Dataset {
-    let synth = SynthOptions::new()
-        .with_num_classes(8)
-        .with_images_per_class(8)
-        .with_width(24)
-        .with_height(24);
-    let written = ee_data::write_synthetic_dataset(root, &synth).unwrap();
-    let dir = &written.cars196_dir;
-    formats::read_meta_dataset(dir, &dir.join("train.txt"), &dir.join("test.txt")).unwrap()
-}
-
-fn loader() -> LoaderConfig {
-    LoaderConfig::new().with_image_size(16)
-}
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
+#[cfg(not(feature = "test-wgpu"))]
+type Inner = burn::backend::Flex;
+#[cfg(feature = "test-wgpu")]
+type Inner = burn::backend::Wgpu;
+type B = Autodiff<Inner>;
 
 /// 4 train classes x 8 images; batches of 2 classes x 4, 2 batches per epoch.
 fn trainer(run_dir: &Path, epochs: u64) -> TrainerConfig {
-    TrainerConfig::new(run_dir.to_path_buf())
-        .with_sampler(
-            SamplerConfig::new()
-                .with_batch_size(8)
-                .with_instances_per_class(4)
-                .with_epoch_size(Some(16)),
-        )
-        .with_loader(loader())
-        .with_eval(EvalConfig::new().with_recall_ks(vec![1, 2]))
-        .with_epochs(epochs)
-        .with_eval_every_epochs(1)
-        .with_eval_batch_size(16)
-        .with_log_every_steps(1)
-        .with_quiet(true)
+    common::trainer(run_dir, epochs, 4)
 }
 
 /// The small CNN with seeded (ChaCha) weights: Kaiming would draw from the backend's global
