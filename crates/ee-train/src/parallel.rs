@@ -91,6 +91,12 @@ impl<B: AutodiffBackend> DataParallel<B> {
             });
         }
         let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Made first, so that a failed registration unregisters (on drop) the peers that did
+        // register and the next session starts clean.
+        let session = Self {
+            devices: devices.to_vec(),
+            _turn: turn,
+        };
         let config = CollectiveConfig::default().with_num_devices(devices.len());
         std::thread::scope(|s| {
             let handles: Vec<_> = devices
@@ -113,10 +119,7 @@ impl<B: AutodiffBackend> DataParallel<B> {
                 .collect::<Result<Vec<()>, _>>()
         })
         .map_err(|e| collective_error("registering the devices", e))?;
-        Ok(Self {
-            devices: devices.to_vec(),
-            _turn: turn,
-        })
+        Ok(session)
     }
 
     /// The devices, peer `d` on `devices()[d]`.
