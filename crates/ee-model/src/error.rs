@@ -65,6 +65,28 @@ pub enum ModelError {
         other: Vec<String>,
     },
 
+    /// A weight file's embedding-head tensors (`{prefix}.weight`, `{prefix}.bias`) are missing
+    /// or do not fit the head.
+    #[error(
+        "weight file {} does not fit the embedding head (keys `{prefix}.*`):{}{}{}",
+        path.display(),
+        name_list("missing", missing),
+        name_list("wrong shape", wrong_shape),
+        name_list("other errors", other)
+    )]
+    HeadMismatch {
+        /// The file (boxed: keeps `ModelError` small).
+        path: Box<std::path::Path>,
+        /// The head's key prefix in the file.
+        prefix: String,
+        /// Head keys the file lacks.
+        missing: Vec<String>,
+        /// `key: expected [..], found [..]`, in torch's `[out, in]` layout.
+        wrong_shape: Vec<String>,
+        /// Any other per-tensor error.
+        other: Vec<String>,
+    },
+
     /// Saving or loading one of our own checkpoints failed.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {

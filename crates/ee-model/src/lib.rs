@@ -104,4 +104,4 @@ pub use pool::{pool_output_size, MaxPool2dCeil};
 pub use resnet::{ResNet50, ResNet50Config, RESNET50_FEATURES};
 pub use small_cnn::{ConvBlock, SmallCnn, SMALL_CNN_CHANNELS, SMALL_CNN_FEATURES};
 pub use weights::TorchvisionNetwork;
-pub use weights::{detect_format, ImportReport, WeightFormat};
+pub use weights::{detect_format, ImportReport, WeightFormat, DEFAULT_HEAD_KEY};

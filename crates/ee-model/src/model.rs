@@ -47,6 +47,13 @@ pub struct EmbeddingModelConfig {
     /// ImageNet mean/std normalisation.
     #[config(default = "None")]
     pub transform_input: Option<bool>,
+    /// Key prefix of the embedding head in `pretrained`: `{head_key}.weight` (torch's
+    /// `[embed_dim, features]`, transposed on import) and `{head_key}.bias`. `None` means
+    /// [`DEFAULT_HEAD_KEY`](crate::DEFAULT_HEAD_KEY) (`embedding`), loaded when the file has it
+    /// (a backbone-only file leaves the head at its initialisation); when set, the file must
+    /// have it.
+    #[config(default = "None")]
+    pub head_key: Option<String>,
     /// Optional hidden layer in the head (`None` in the reference).
     #[config(default = "None")]
     pub hidden_dim: Option<usize>,
@@ -117,6 +124,15 @@ impl EmbeddingModelConfig {
                 rule: "only GoogLeNet re-normalises its input",
             });
         }
+        if let Some(key) = &self.head_key {
+            if self.pretrained.is_none() || key.is_empty() {
+                return Err(ModelError::InvalidConfig {
+                    field: "head_key",
+                    value: format!("{key:?}"),
+                    rule: "names the head's key prefix in `pretrained`: set both, non-empty",
+                });
+            }
+        }
         self.head_config().check()?;
         if let Some(path) = &self.pretrained {
             if !Path::new(path).is_file() {
@@ -137,12 +153,18 @@ impl EmbeddingModelConfig {
         device: &B::Device,
     ) -> Result<(EmbeddingModel<B>, Option<ImportReport>), ModelError> {
         self.check()?;
+        let head_key = Some(
+            self.head_key
+                .as_deref()
+                .unwrap_or(crate::weights::DEFAULT_HEAD_KEY),
+        );
         let (backbone, report) = match self.backbone_kind() {
             BackboneKind::Googlenet => {
                 let backbone = self.backbone_config().init(device)?;
                 match &self.pretrained {
                     Some(path) => {
-                        let (backbone, report) = backbone.load_torchvision(path)?;
+                        let (backbone, report) =
+                            backbone.load_torchvision_beside_head(path.as_ref(), head_key)?;
                         (Backbone::GoogLeNet(backbone), Some(report))
                     }
                     None => (Backbone::GoogLeNet(backbone), None),
@@ -155,7 +177,8 @@ impl EmbeddingModelConfig {
                     .init(device)?;
                 match &self.pretrained {
                     Some(path) => {
-                        let (backbone, report) = backbone.load_torchvision(path)?;
+                        let (backbone, report) =
+                            backbone.load_torchvision_beside_head(path.as_ref(), head_key)?;
                         (Backbone::ResNet50(backbone), Some(report))
                     }
                     None => (Backbone::ResNet50(backbone), None),
@@ -171,7 +194,23 @@ impl EmbeddingModelConfig {
                 )
             }
         };
-        let head = self.head_config().init(device)?;
+        let mut head = self.head_config().init(device)?;
+        if let (Some(path), Some(report)) = (&self.pretrained, &report) {
+            match (&report.head, &self.head_key) {
+                (Some(prefix), _) => head = head.load_torch(path, prefix)?,
+                // Asked for by name, so it must be there.
+                (None, Some(prefix)) => {
+                    return Err(ModelError::HeadMismatch {
+                        path: Path::new(path).into(),
+                        prefix: prefix.clone(),
+                        missing: vec![format!("{prefix}.weight"), format!("{prefix}.bias")],
+                        wrong_shape: Vec::new(),
+                        other: Vec::new(),
+                    })
+                }
+                (None, None) => {}
+            }
+        }
         Ok((EmbeddingModel { backbone, head }, report))
     }
 
@@ -179,9 +218,12 @@ impl EmbeddingModelConfig {
     /// `pretrained` is dropped and `transform_input` made explicit.
     pub fn for_checkpoint(&self) -> Self {
         let transform = self.resolved_transform_input();
-        self.clone().with_pretrained(None).with_transform_input(
-            (self.backbone_kind() == BackboneKind::Googlenet).then_some(transform),
-        )
+        self.clone()
+            .with_pretrained(None)
+            .with_head_key(None)
+            .with_transform_input(
+                (self.backbone_kind() == BackboneKind::Googlenet).then_some(transform),
+            )
     }
 }
 

@@ -14,7 +14,13 @@ use burn_store::{
 
 use crate::error::ModelError;
 use crate::googlenet::GoogLeNet;
+use crate::head::EmbeddingHead;
 use crate::resnet::ResNet50;
+
+/// The default key prefix of the embedding head in a PyTorch state dict: `embedding.weight`
+/// (`[embed_dim, features]`, torch's `[out, in]`) and `embedding.bias` (`[embed_dim]`), as in
+/// `model.embedding = nn.Linear(1024, 512)` next to torchvision's GoogLeNet.
+pub const DEFAULT_HEAD_KEY: &str = "embedding";
 
 /// The torchvision networks whose state dicts load ([`ModelError::WeightMismatch`] names the
 /// one a file was checked against).
@@ -119,6 +125,10 @@ pub struct ImportReport {
     /// Keys in the file that were ignored on purpose (fc, batch counters, GoogLeNet's aux
     /// classifiers).
     pub ignored: Vec<String>,
+    /// The key prefix the embedding head was loaded from (`embedding` for `embedding.weight`
+    /// and `embedding.bias`); `None` when the file held the backbone only and the head kept
+    /// its initialisation.
+    pub head: Option<String>,
 }
 
 /// Detects the format from the file's first bytes (extensions vary: `.pth`, `.pt`, `.bin`).
@@ -167,10 +177,20 @@ impl<B: Backend> GoogLeNet<B> {
     /// is an error. This does not switch on [`GoogLeNet::transform_input`]: the caller decides
     /// (see [`EmbeddingModelConfig`](crate::EmbeddingModelConfig), which does).
     pub fn load_torchvision(
-        mut self,
+        self,
         path: impl AsRef<Path>,
     ) -> Result<(Self, ImportReport), ModelError> {
-        let report = load_state_dict(&mut self, path.as_ref(), &GOOGLENET_LAYOUT)?;
+        self.load_torchvision_beside_head(path.as_ref(), None)
+    }
+
+    /// As [`GoogLeNet::load_torchvision`], leaving the keys under `head.` (for
+    /// [`EmbeddingHead::load_torch`]) unloaded but expected.
+    pub(crate) fn load_torchvision_beside_head(
+        mut self,
+        path: &Path,
+        head: Option<&str>,
+    ) -> Result<(Self, ImportReport), ModelError> {
+        let report = load_state_dict(&mut self, path, &GOOGLENET_LAYOUT, head)?;
         Ok((self, report))
     }
 }
@@ -184,20 +204,135 @@ impl<B: Backend> ResNet50<B> {
     /// shape; `fc.*` and `*.num_batches_tracked` are ignored; any other key is an error, as is
     /// any missing or wrongly shaped one ([`ModelError::WeightMismatch`] lists them all).
     pub fn load_torchvision(
-        mut self,
+        self,
         path: impl AsRef<Path>,
     ) -> Result<(Self, ImportReport), ModelError> {
-        let report = load_state_dict(&mut self, path.as_ref(), &RESNET50_LAYOUT)?;
+        self.load_torchvision_beside_head(path.as_ref(), None)
+    }
+
+    /// As [`ResNet50::load_torchvision`], leaving the keys under `head.` unloaded but expected.
+    pub(crate) fn load_torchvision_beside_head(
+        mut self,
+        path: &Path,
+        head: Option<&str>,
+    ) -> Result<(Self, ImportReport), ModelError> {
+        let report = load_state_dict(&mut self, path, &RESNET50_LAYOUT, head)?;
         Ok((self, report))
     }
 }
 
+impl<B: Backend> EmbeddingHead<B> {
+    /// Loads the embedding layer from a PyTorch state dict (`.pth` or safetensors):
+    /// `{prefix}.weight`, torch's `[embed_dim, in_features]` (transposed into burn's
+    /// `[in_features, embed_dim]`), and `{prefix}.bias`, `[embed_dim]`. Other keys are left
+    /// alone (the backbone's). A head with a hidden layer cannot be imported.
+    ///
+    /// Errors name the file and the keys: missing ones, and shapes in torch's layout.
+    pub fn load_torch(mut self, path: impl AsRef<Path>, prefix: &str) -> Result<Self, ModelError> {
+        let path = path.as_ref();
+        if self.hidden.is_some() {
+            return Err(ModelError::InvalidConfig {
+                field: "hidden_dim",
+                value: format!("{:?}", self.hidden.as_ref().map(|h| h.weight.dims()[1])),
+                rule: "a head with a hidden layer cannot be imported from a PyTorch state dict",
+            });
+        }
+        let format = detect_format(path)?;
+        let unreadable = |message: String| ModelError::UnreadableWeights {
+            path: path.to_path_buf(),
+            message,
+        };
+        // The file's `{prefix}.weight` / `.bias` become the head's `embedding.weight` / `.bias`;
+        // burn-store's PyTorch adapter transposes the Linear weight.
+        let from = format!(r"^{}\.(weight|bias)$", regex_escape(prefix));
+        let to = "embedding.$1";
+        let result = match format {
+            WeightFormat::Pytorch => {
+                let mut store = PytorchStore::from_file(path)
+                    .map_indices_contiguous(false)
+                    .validate(false)
+                    .allow_partial(true)
+                    .with_key_remapping(&from, to);
+                self.load_from(&mut store)
+                    .map_err(|e| unreadable(e.to_string()))?
+            }
+            WeightFormat::Safetensors => {
+                let mut store = SafetensorsStore::from_file(path)
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .map_indices_contiguous(false)
+                    .validate(false)
+                    .allow_partial(true)
+                    .with_key_remapping(&from, to);
+                self.load_from(&mut store)
+                    .map_err(|e| unreadable(e.to_string()))?
+            }
+        };
+        let file_key = |path: &str| path.replacen("embedding.", &format!("{prefix}."), 1);
+        let mut wrong_shape = Vec::new();
+        let mut other = Vec::new();
+        for error in result.errors {
+            match error {
+                ApplyError::ShapeMismatch {
+                    path,
+                    expected,
+                    found,
+                } => {
+                    // burn holds the weight as [in, out]; say it in torch's [out, in].
+                    let (mut expected, mut found) = (expected.to_vec(), found.to_vec());
+                    if path.ends_with(".weight") {
+                        expected.reverse();
+                        found.reverse();
+                    }
+                    wrong_shape.push(format!(
+                        "{}: expected {expected:?}, found {found:?}",
+                        file_key(&path)
+                    ));
+                }
+                other_error => other.push(other_error.to_string()),
+            }
+        }
+        let missing: Vec<String> = ["embedding.weight", "embedding.bias"]
+            .into_iter()
+            .filter(|p| !result.applied.iter().any(|a| a == p))
+            .filter(|p| !wrong_shape.iter().any(|w| w.starts_with(&file_key(p))))
+            .map(file_key)
+            .collect();
+        if missing.is_empty() && wrong_shape.is_empty() && other.is_empty() {
+            Ok(self)
+        } else {
+            Err(ModelError::HeadMismatch {
+                path: path.into(),
+                prefix: prefix.to_string(),
+                missing,
+                wrong_shape,
+                other,
+            })
+        }
+    }
+}
+
+/// `text` with the regex metacharacters escaped (a key prefix such as `model.fc`).
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Loads the torchvision-keyed state dict at `path` into `module` (in place), then checks
 /// that it was complete.
+///
+/// Keys under `head.` (a prefix such as `embedding`) are expected but left unloaded: the report
+/// says whether there were any ([`ImportReport::head`]).
 fn load_state_dict<B: Backend, M: Module<B>>(
     module: &mut M,
     path: &Path,
     layout: &TorchvisionLayout,
+    head: Option<&str>,
 ) -> Result<ImportReport, ModelError> {
     let format = detect_format(path)?;
     let unreadable = |message: String| ModelError::UnreadableWeights {
@@ -232,7 +367,7 @@ fn load_state_dict<B: Backend, M: Module<B>>(
                 .map_err(|e| unreadable(e.to_string()))?
         }
     };
-    check_result(path, format, result, layout)
+    check_result(path, format, result, layout, head)
 }
 
 /// The torchvision key of a burn parameter path: BatchNorm `gamma`/`beta` are torchvision's
@@ -255,6 +390,7 @@ fn check_result(
     format: WeightFormat,
     result: ApplyResult,
     layout: &TorchvisionLayout,
+    head: Option<&str>,
 ) -> Result<ImportReport, ModelError> {
     let torchvision_key = layout.torchvision_key;
     let is_ignored_key = layout.is_ignored_key;
@@ -287,13 +423,22 @@ fn check_result(
             }
         }
     }
-    // A key is unexpected when nothing took it: not applied, not failed, not ignored.
-    let (ignored, unexpected): (Vec<String>, Vec<String>) = result
+    // A key is unexpected when nothing took it: not applied, not failed, not the head's, not
+    // ignored (the head's prefix wins over the ignore list: `fc` can be the head).
+    let head_prefix = head.map(|prefix| format!("{prefix}."));
+    let is_head_key = |key: &str| {
+        head_prefix
+            .as_deref()
+            .is_some_and(|prefix| key.starts_with(prefix))
+    };
+    let (head_keys, rest): (Vec<String>, Vec<String>) = result
         .unused
         .iter()
         .map(|key| torchvision_key(key))
         .filter(|key| !applied.contains(key) && !failed.contains(key))
-        .partition(|key| is_ignored_key(key));
+        .partition(|key| is_head_key(key));
+    let (ignored, unexpected): (Vec<String>, Vec<String>) =
+        rest.into_iter().partition(|key| is_ignored_key(key));
     let missing: Vec<String> = result
         .missing
         .iter()
@@ -305,6 +450,7 @@ fn check_result(
             format,
             applied: applied.len(),
             ignored,
+            head: (!head_keys.is_empty()).then(|| head.unwrap_or_default().to_string()),
         })
     } else {
         Err(ModelError::WeightMismatch {

@@ -256,3 +256,183 @@ fn unreadable_files_are_clear_errors() {
         .unwrap_err();
     assert!(matches!(err, ModelError::FileNotFound { .. }));
 }
+
+/// A head `Linear(1024, dim)` as PyTorch stores it: weight `[dim, 1024]` (`[out, in]`), bias.
+fn torch_head(prefix: &str, dim: usize, seed: u64) -> StateDict {
+    use rand::distr::{Distribution as _, Uniform};
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let uniform = Uniform::new(-0.05f32, 0.05).unwrap();
+    let mut draw = |n: usize| (0..n).map(|_| uniform.sample(&mut rng)).collect::<Vec<_>>();
+    let mut dict = StateDict::new();
+    dict.insert(
+        format!("{prefix}.weight"),
+        support::Entry {
+            values: draw(dim * 1024),
+            shape: vec![dim, 1024],
+        },
+    );
+    dict.insert(
+        format!("{prefix}.bias"),
+        support::Entry {
+            values: draw(dim),
+            shape: vec![dim],
+        },
+    );
+    dict
+}
+
+/// What the torch model computes from pooled features `x [n, 1024]`: `x W^T + b`, then L2.
+fn torch_head_forward(dict: &StateDict, prefix: &str, x: &[f32], n: usize) -> Vec<f32> {
+    let w = &dict[&format!("{prefix}.weight")];
+    let b = &dict[&format!("{prefix}.bias")].values;
+    let (dim, features) = (w.shape[0], w.shape[1]);
+    let mut out = vec![0.0f64; n * dim];
+    for r in 0..n {
+        for o in 0..dim {
+            let mut acc = b[o] as f64;
+            for i in 0..features {
+                acc += x[r * features + i] as f64 * w.values[o * features + i] as f64;
+            }
+            out[r * dim + o] = acc;
+        }
+        let norm = out[r * dim..(r + 1) * dim]
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt();
+        for v in &mut out[r * dim..(r + 1) * dim] {
+            *v /= (norm * norm + 1e-10).sqrt().max(f64::MIN_POSITIVE);
+        }
+    }
+    out.into_iter().map(|v| v as f32).collect()
+}
+
+#[test]
+fn a_pytorch_embedding_model_loads_backbone_and_transposed_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Default::default();
+    for (format, prefix, head_key) in [
+        (WeightFormat::Pytorch, "embedding", None),
+        (WeightFormat::Safetensors, "embedding", None),
+        // A renamed head, and torchvision's own `fc` replaced by the embedding layer.
+        (
+            WeightFormat::Pytorch,
+            "model.embedder",
+            Some("model.embedder"),
+        ),
+        (WeightFormat::Safetensors, "fc", Some("fc")),
+    ] {
+        let (backbone, mut file) = full_file_dict(7);
+        file.retain(|k, _| !k.starts_with("fc."));
+        let head = torch_head(prefix, 24, 8);
+        file.extend(head.clone());
+        let path = dir.path().join(format!("pml-{prefix}-{format:?}"));
+        match format {
+            WeightFormat::Pytorch => write_pth(&path, &file, true),
+            WeightFormat::Safetensors => write_safetensors(&path, &file, true),
+        }
+        let config = EmbeddingModelConfig::new()
+            .with_embed_dim(24)
+            .with_head_key(head_key.map(str::to_string))
+            .with_pretrained(Some(path.to_string_lossy().into_owned()));
+        let (model, report) = config.init_with_report::<B>(&device).unwrap();
+        let report = report.unwrap();
+        assert_eq!(report.head.as_deref(), Some(prefix), "{format:?}");
+        assert_eq!(report.applied, BACKBONE_TENSORS);
+        // burn's [in, out] is torch's [out, in] transposed.
+        assert_eq!(model.head.embedding.weight.dims(), [1024, 24]);
+
+        // The backbone is the file's; the embeddings are the torch head's on its features.
+        let images =
+            Tensor::<B, 4>::random([2, 3, 40, 40], Distribution::Normal(0.0, 1.0), &device);
+        let by_hand = set_by_hand(
+            GoogLeNetConfig::new()
+                .with_transform_input(true)
+                .init::<B>(&device)
+                .unwrap(),
+            &backbone,
+            &device,
+        );
+        let pooled = ee_model::global_avg_pool(by_hand.forward(images.clone()));
+        let expected = torch_head_forward(
+            &head,
+            prefix,
+            &pooled.into_data().to_vec::<f32>().unwrap(),
+            2,
+        );
+        let got = model.forward(images).into_data().to_vec::<f32>().unwrap();
+        let gap = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(gap < 1e-5, "{format:?} {prefix}: gap {gap}");
+    }
+}
+
+#[test]
+fn a_backbone_only_file_keeps_the_initialised_head_and_bad_heads_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Default::default();
+    let (_, file) = full_file_dict(9);
+    let path = dir.path().join("backbone.pth");
+    write_pth(&path, &file, false);
+    let pretrained = Some(path.to_string_lossy().into_owned());
+    let config = EmbeddingModelConfig::new()
+        .with_embed_dim(24)
+        .with_pretrained(pretrained.clone());
+    let (model, report) = config.init_with_report::<B>(&device).unwrap();
+    assert_eq!(report.unwrap().head, None);
+    let fresh = EmbeddingModelConfig::new()
+        .with_embed_dim(24)
+        .init::<B>(&device)
+        .unwrap();
+    assert!(
+        max_abs_diff(
+            model.head.embedding.weight.val(),
+            fresh.head.embedding.weight.val()
+        ) == 0.0
+    );
+
+    // Named explicitly, the head must be there.
+    let err = config
+        .clone()
+        .with_head_key(Some("embedder".into()))
+        .init::<B>(&device)
+        .unwrap_err();
+    assert!(matches!(err, ModelError::HeadMismatch { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("backbone.pth") && text.contains("embedder.weight"),
+        "{text}"
+    );
+
+    // A head of another size: the shapes are said in torch's [out, in].
+    let mut wrong = file.clone();
+    wrong.extend(torch_head("embedding", 16, 1));
+    let path = dir.path().join("wrong.safetensors");
+    write_safetensors(&path, &wrong, false);
+    let err = config
+        .clone()
+        .with_pretrained(Some(path.to_string_lossy().into_owned()))
+        .init::<B>(&device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("embedding.weight: expected [24, 1024], found [16, 1024]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("embedding.bias: expected [24], found [16]"),
+        "{err}"
+    );
+
+    // Without a file to read it from, `head_key` is a config error.
+    let err = EmbeddingModelConfig::new()
+        .with_head_key(Some("embedding".into()))
+        .init::<B>(&device)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("head_key"), "{err}");
+}
