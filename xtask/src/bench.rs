@@ -31,6 +31,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut steps = 5usize;
     let mut with_burn_kernels = false;
+    let mut with_tch = false;
     let mut python = None;
     let mut it = args.iter();
     match it.next().map(String::as_str) {
@@ -54,6 +55,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--steps" => steps = parse(value()?)?,
             "--python" => python = Some(PathBuf::from(value()?)),
             "--with-burn-kernels" => with_burn_kernels = true,
+            "--backend" => match value()?.as_str() {
+                "tch" | "libtorch" => with_tch = true,
+                "flex" | "cpu" => {}
+                other => {
+                    return Err(format!(
+                        "`--backend {other}`: the CPU benchmark knows flex and tch"
+                    ))
+                }
+            },
             other => return Err(format!("unexpected argument `{other}`")),
         }
     }
@@ -63,8 +73,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
 
     eprintln!("building the train_step benchmark (bench profile) ...");
-    let binary = build_bench("ee-model", "train_step")?;
-    let mut rows = Vec::new();
+    let binary = build_bench("ee-model", "train_step", None)?;
+    let tch = if with_tch {
+        let env = crate::tch::ensure()?;
+        eprintln!("building the train_step benchmark on LibTorch (bench profile) ...");
+        let binary = build_bench("ee-model", "train_step", Some(&env))?;
+        Some((env, binary))
+    } else {
+        None
+    };
+    // Columns after ours (flex, host kernels): burn's kernels, tch, PyTorch.
+    let mut columns = vec!["ee flex (host kernels)".to_string()];
+    if with_burn_kernels {
+        columns.push("ee flex (burn kernels)".into());
+    }
+    if with_tch {
+        columns.push("ee tch".into());
+    }
+    columns.push("PyTorch".into());
+    let mut rows: Vec<(String, Vec<Option<Measured>>)> = Vec::new();
     for &(size, batch, instances) in SHAPES {
         for mode in ["train", "embed"] {
             let common = [
@@ -83,18 +110,23 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ];
             let label = format!("{mode} {size} px / batch {batch}");
             eprintln!("== {label}");
-            let ours = measure(Command::new(&binary).args(&common), threads)?;
-            let burn_kernels = if with_burn_kernels {
-                Some(measure(
+            let mut cells = vec![Some(measure(Command::new(&binary).args(&common), threads)?)];
+            if with_burn_kernels {
+                cells.push(Some(measure(
                     Command::new(&binary)
                         .args(&common)
                         .env(CPU_KERNELS_ENV, "burn"),
                     threads,
-                )?)
-            } else {
-                None
-            };
-            let torch = match &python {
+                )?));
+            }
+            if let Some((env, binary)) = &tch {
+                cells.push(
+                    measure(env.apply(Command::new(binary).args(&common)), threads)
+                        .map_err(|e| eprintln!("tch side failed: {e}"))
+                        .ok(),
+                );
+            }
+            cells.push(match &python {
                 Some(python) => measure(
                     Command::new(python)
                         .arg("-B")
@@ -105,47 +137,48 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .map_err(|e| eprintln!("PyTorch side failed: {e}"))
                 .ok(),
                 None => None,
-            };
-            rows.push((label, ours, burn_kernels, torch));
+            });
+            rows.push((label, cells));
         }
     }
 
     println!("\ntrain step, {threads} threads, median of {steps} steps (seconds)");
+    let ratios: Vec<&String> = columns[..columns.len() - 1].iter().collect();
     println!(
-        "| work | ee (host kernels) | {}PyTorch | ee / PyTorch |",
-        if with_burn_kernels {
-            "ee (burn kernels) | "
-        } else {
-            ""
-        }
+        "| work | {} | {} |",
+        columns.join(" | "),
+        ratios
+            .iter()
+            .map(|c| format!("{c} / PyTorch"))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
-    println!(
-        "|---|---|{}---|---|",
-        if with_burn_kernels { "---|" } else { "" }
-    );
-    for (label, ours, burn_kernels, torch) in &rows {
-        let burn_cell = burn_kernels
-            .as_ref()
-            .map(|b| format!("{:.3} | ", b.median_seconds))
-            .unwrap_or_default();
-        let (torch_cell, ratio) = match torch {
-            Some(t) => (
-                format!("{:.3}", t.median_seconds),
-                format!("{:.2}x", ours.median_seconds / t.median_seconds),
-            ),
-            None => ("-".into(), "-".into()),
-        };
+    println!("|---|{}", "---|".repeat(columns.len() + ratios.len()));
+    for (label, cells) in &rows {
+        let torch = cells.last().and_then(Option::as_ref);
+        let times: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                c.as_ref()
+                    .map_or("-".into(), |m| format!("{:.3}", m.median_seconds))
+            })
+            .collect();
+        let ratio_cells: Vec<String> = cells[..cells.len() - 1]
+            .iter()
+            .map(|c| match (c, torch) {
+                (Some(ours), Some(t)) => format!("{:.2}x", ours.median_seconds / t.median_seconds),
+                _ => "-".into(),
+            })
+            .collect();
         println!(
-            "| {label} | {:.3} | {burn_cell}{torch_cell} | {ratio} |",
-            ours.median_seconds
+            "| {label} | {} | {} |",
+            times.join(" | "),
+            ratio_cells.join(" | ")
         );
     }
     println!("\nraw:");
-    for (_, ours, burn_kernels, torch) in &rows {
-        for side in [Some(ours), burn_kernels.as_ref(), torch.as_ref()]
-            .into_iter()
-            .flatten()
-        {
+    for (_, cells) in &rows {
+        for side in cells.iter().flatten() {
             println!("{}", side.line);
         }
     }
@@ -194,7 +227,7 @@ fn measure(command: &mut Command, threads: usize) -> Result<Measured, String> {
 fn loader() -> Result<(), String> {
     let python = baseline_python();
     eprintln!("building the decode_transform benchmark (bench profile) ...");
-    let binary = build_bench("ee-data", "decode_transform")?;
+    let binary = build_bench("ee-data", "decode_transform", None)?;
     let dir = Path::new("target/bench-jpegs");
     if !dir.is_dir() {
         eprintln!("writing 64 synthetic 500x375 JPEGs to {}", dir.display());
@@ -296,7 +329,7 @@ fn eval(args: &[String]) -> Result<(), String> {
     let python = faiss_python(python.or_else(baseline_python));
 
     eprintln!("building the eval_speed benchmark (bench profile) ...");
-    let binary = build_bench("ee-eval", "eval_speed")?;
+    let binary = build_bench("ee-eval", "eval_speed", None)?;
     let mut rows = Vec::new();
     for &n in &sizes {
         let classes = eval_classes(n);
@@ -598,7 +631,7 @@ fn loss(args: &[String]) -> Result<(), String> {
     });
 
     eprintln!("building the loss_step benchmark (bench profile) ...");
-    let binary = build_bench("ee-loss", "loss_step")?;
+    let binary = build_bench("ee-loss", "loss_step", None)?;
     let mut rows = Vec::new();
     for &n_inner in LOSS_N_INNER {
         let mut common = vec![
@@ -753,10 +786,20 @@ fn measure_line(command: &mut Command) -> Result<serde_json::Value, String> {
 }
 
 /// Builds a benchmark binary and returns its path.
-fn build_bench(package: &str, bench: &str) -> Result<PathBuf, String> {
+/// Builds `package`'s benchmark `bench` (bench profile) and returns its executable; with `tch`,
+/// the package's `test-tch` build against that LibTorch.
+fn build_bench(
+    package: &str,
+    bench: &str,
+    tch: Option<&crate::tch::TchEnv>,
+) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["bench", "-p", package, "--bench", bench, "--no-run"])
+    let mut command = Command::new(cargo);
+    command.args(["bench", "-p", package, "--bench", bench, "--no-run"]);
+    if let Some(env) = tch {
+        env.apply(&mut command).args(["--features", "test-tch"]);
+    }
+    let output = command
         .arg("--message-format=json")
         .stderr(std::process::Stdio::inherit())
         .output()

@@ -9,28 +9,45 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod parity;
+mod tch;
 
 const USAGE: &str = "\
 cargo xtask: developer commands for embedding-expansion
 
 USAGE:
-    cargo xtask train CONFIG [--backend flex|cpu|cuda] [--set section.key=value ...] [--resume] [--quiet]
+    cargo xtask train CONFIG [--backend flex|cpu|cuda|tch] [--set section.key=value ...] [--resume] [--quiet]
         Build `ee` (release, with the backend's cargo feature) and run `ee train CONFIG`.
         The backend defaults to the config's run.backend; `--backend cpu` (an alias of flex)
-        switches a GPU config to the CPU for debugging.
+        switches a GPU config to the CPU for debugging. `--backend tch` runs on LibTorch
+        (PyTorch's kernels; CUDA when present, see run.tch_device): the first use makes a
+        venv with torch 2.9.0 in target/tch-venv (a ~4 GB pip download).
 
     cargo xtask eval CONFIG --checkpoint PATH [--backend ...] [--set ...]
         Build `ee` the same way and run `ee eval`.
 
-    cargo xtask ee [--backend flex|cpu|cuda] ARGS...
+    cargo xtask ee [--backend flex|cpu|cuda|tch] ARGS...
         Build `ee` (release; flex unless --backend says otherwise) and run `ee ARGS...`,
         e.g. `cargo xtask ee embed --checkpoint runs/demo/best.mpk --images photos/ --out g.npy`.
 
-    cargo xtask bench train-step [--threads N] [--steps N] [--with-burn-kernels] [--python PATH]
+    cargo xtask test [--backend flex|tch|wgpu]
+        flex (default): `cargo test --workspace`, the README's test command. tch: the
+        backend-generic test files (loss vs the reference port, k-NN exactness, the model,
+        the trainer, weight import) and the `ee` train + resume tests on LibTorch, with the
+        torch 2.9.0 venv set up as for `train --backend tch`. wgpu: the same test files on
+        burn's wgpu backend (a Vulkan driver is needed; lavapipe runs it on the CPU).
+
+    cargo xtask fixtures
+        Make the torch 2.9.0 venv (target/tch-venv, as for --backend tch) and write the
+        PyTorch fixture of the GoogLeNet-vs-torchvision test (target/parity/googlenet).
+        `cargo test` runs that test when the fixture is there (EE_REQUIRE_TORCH_FIXTURE=1:
+        must), and says it skipped otherwise.
+
+    cargo xtask bench train-step [--backend tch] [--threads N] [--steps N] [--with-burn-kernels] [--python PATH]
         Time one training step (and one eval-mode forward) of GoogLeNet + EE/HPHN on the CPU
         backend and the same step in PyTorch, 64 px / batch 64 and 227 px / batch 16, one
         after the other, and print the ratios. PyTorch comes from a venv made with pip in
         target/bench-venv on first use (or --python); without it only our side runs.
+        --backend tch also times the same step on burn's LibTorch backend.
         --with-burn-kernels also times burn's own convolution, BatchNorm and pool (EE_CPU_KERNELS=burn).
 
     cargo xtask bench loader
@@ -65,7 +82,7 @@ EXAMPLES:
 ";
 
 /// Backends the `ee` binary can be built with, each a cargo feature of `ee-cli`.
-const BACKENDS: &[&str] = &["flex", "cuda"];
+const BACKENDS: &[&str] = &["flex", "cuda", "tch"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -87,12 +104,19 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         Some(command @ ("train" | "eval")) => run_ee(command, &args[1..]),
         Some("bench") => bench::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("parity-train") => parity::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        Some("test") => run_tests(&args[1..]),
+        Some("fixtures") => {
+            let env = tch::ensure()?;
+            let dir = tch::ensure_googlenet_fixture(&env)?;
+            eprintln!("GoogLeNet fixture in {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Some("ee") => {
             let (backend, rest) = match args.get(1).map(String::as_str) {
                 Some("--backend") => {
                     let name = args
                         .get(2)
-                        .ok_or("`--backend` needs a value (flex, cpu or cuda)")?;
+                        .ok_or("`--backend` needs a value (flex, cpu, cuda or tch)")?;
                     (canonical_backend(name)?, &args[3..])
                 }
                 _ => ("flex", &args[1..]),
@@ -110,6 +134,7 @@ fn canonical_backend(name: &str) -> Result<&'static str, String> {
     match name {
         "flex" | "cpu" | "ndarray" => Ok("flex"),
         "cuda" => Ok("cuda"),
+        "tch" | "libtorch" => Ok("tch"),
         other => Err(format!(
             "unknown backend `{other}`; choose one of {BACKENDS:?} (or cpu)"
         )),
@@ -152,7 +177,7 @@ fn run_ee(command: &str, args: &[String]) -> Result<ExitCode, String> {
             "--backend" => {
                 backend = Some(
                     it.next()
-                        .ok_or("`--backend` needs a value (flex, cpu or cuda)")?
+                        .ok_or("`--backend` needs a value (flex, cpu, cuda or tch)")?
                         .clone(),
                 );
             }
@@ -196,7 +221,11 @@ fn run_ee(command: &str, args: &[String]) -> Result<ExitCode, String> {
 fn cargo_run_ee(backend: &str, args: &[String]) -> Result<ExitCode, String> {
     eprintln!("building ee (release, backend {backend}) ...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if backend == "tch" {
+        tch::ensure()?.apply(&mut command);
+    }
+    let status = command
         .args([
             "run",
             "--release",
@@ -216,6 +245,93 @@ fn cargo_run_ee(backend: &str, args: &[String]) -> Result<ExitCode, String> {
     })
 }
 
+/// The test files that take their backend from a `test-<backend>` feature (loss against the
+/// reference port, k-NN exactness, the model, the trainer, weight import).
+const BACKEND_GENERIC_TESTS: &[&str] = &[
+    "hphn_reference",
+    "brute_force",
+    "model",
+    "trainer",
+    "weights",
+];
+
+/// The crates with `test-tch` / `test-wgpu` features.
+const BACKEND_TEST_CRATES: &[&str] = &["ee-loss", "ee-eval", "ee-model", "ee-train"];
+
+/// `cargo xtask test [--backend flex|tch|wgpu]`.
+fn run_tests(args: &[String]) -> Result<ExitCode, String> {
+    let backend = match args {
+        [] => "flex",
+        [flag, name] if flag == "--backend" => match name.as_str() {
+            "flex" | "cpu" => "flex",
+            "tch" | "libtorch" => "tch",
+            "wgpu" => "wgpu",
+            other => return Err(format!("unknown test backend `{other}`: flex, tch or wgpu")),
+        },
+        _ => return Err("usage: cargo xtask test [--backend flex|tch|wgpu]".into()),
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let env = if backend == "tch" {
+        let env = tch::ensure()?;
+        tch::ensure_googlenet_fixture(&env)?;
+        Some(env)
+    } else {
+        None
+    };
+    let mut features: Vec<String> = BACKEND_TEST_CRATES
+        .iter()
+        .map(|c| format!("{c}/test-{backend}"))
+        .collect();
+    if backend == "tch" {
+        features.push("ee-cli/tch".into());
+    }
+    // The same package selection as `cargo test --workspace`, so that the dependencies
+    // built for it are reused.
+    let mut runs: Vec<Vec<String>> = Vec::new();
+    if backend == "flex" {
+        runs.push(vec!["--workspace".into()]);
+    } else {
+        let mut generic = vec![
+            "--workspace".into(),
+            "--features".into(),
+            features.join(","),
+        ];
+        for name in BACKEND_GENERIC_TESTS {
+            generic.extend(["--test".to_string(), name.to_string()]);
+        }
+        runs.push(generic);
+        if backend == "tch" {
+            // `ee` itself on LibTorch: a short training run, and an exact resume.
+            runs.push(vec![
+                "--workspace".into(),
+                "--features".into(),
+                features.join(","),
+                "--test".into(),
+                "cli".into(),
+                "--".into(),
+                "train_writes_the_run_directory".into(),
+                "resume_continues_exactly".into(),
+            ]);
+        }
+    }
+    for run in runs {
+        let mut command = Command::new(&cargo);
+        if let Some(env) = &env {
+            // The GoogLeNet-vs-torchvision test must run, not skip.
+            env.apply(&mut command).env("EE_REQUIRE_TORCH_FIXTURE", "1");
+        }
+        command.arg("test").args(&run);
+        eprintln!("== cargo test {}", run.join(" "));
+        let status = command
+            .status()
+            .map_err(|e| format!("could not run cargo: {e}"))?;
+        if !status.success() {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +341,7 @@ mod tests {
         assert_eq!(canonical_backend("cpu").unwrap(), "flex");
         assert_eq!(canonical_backend("ndarray").unwrap(), "flex");
         assert_eq!(canonical_backend("cuda").unwrap(), "cuda");
+        assert_eq!(canonical_backend("tch").unwrap(), "tch");
         assert!(canonical_backend("tpu").is_err());
     }
 

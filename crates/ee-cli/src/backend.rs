@@ -1,4 +1,5 @@
-//! The backend this binary was built with (`cuda` when that feature is on, else `flex`).
+//! The backend this binary was built with: `cuda` when that feature is on, else `tch`
+//! (LibTorch) when that one is, else `flex`.
 
 use burn::backend::Autodiff;
 
@@ -8,7 +9,10 @@ use crate::error::{CliError, Result};
 #[cfg(feature = "cuda")]
 pub type Compute = burn::backend::Cuda;
 /// The compute backend.
-#[cfg(all(feature = "flex", not(feature = "cuda")))]
+#[cfg(all(feature = "tch", not(feature = "cuda")))]
+pub type Compute = burn::backend::LibTorch;
+/// The compute backend.
+#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "tch"))))]
 pub type Compute = burn::backend::Flex;
 
 /// The training backend (with gradients).
@@ -31,14 +35,53 @@ pub fn check_compiled(config: &crate::config::RunConfig) -> Result<()> {
 }
 
 /// The device of index `index`: CUDA device `index`, or (on the CPU) the CPU itself.
-fn device_of(index: usize) -> Device {
+fn device_of(index: usize, config: &crate::config::RunConfig) -> Result<Device> {
+    let _ = config;
     #[cfg(feature = "cuda")]
-    return burn::backend::cuda::CudaDevice { index };
-    #[cfg(not(feature = "cuda"))]
+    return Ok(burn::backend::cuda::CudaDevice { index });
+    #[cfg(all(feature = "tch", not(feature = "cuda")))]
+    return tch_device(index, config.get().run.tch_device);
+    #[cfg(not(any(feature = "cuda", feature = "tch")))]
     {
         let _ = index;
-        Device::default()
+        Ok(Device::default())
     }
+}
+
+/// The LibTorch device of `run.tch_device` (CUDA device `index`, or the CPU).
+#[cfg(all(feature = "tch", not(feature = "cuda")))]
+fn tch_device(index: usize, kind: crate::config::TchDevice) -> Result<Device> {
+    use crate::config::TchDevice;
+    use burn::backend::libtorch::LibTorchDevice;
+    let gpus = if tch::Cuda::is_available() {
+        tch::Cuda::device_count().max(0) as usize
+    } else {
+        0
+    };
+    let use_cuda = match kind {
+        TchDevice::Cpu => false,
+        TchDevice::Auto => gpus > 0,
+        TchDevice::Cuda => true,
+    };
+    if !use_cuda {
+        return Ok(LibTorchDevice::Cpu);
+    }
+    if index >= gpus {
+        let why = if gpus == 0 {
+            "this libtorch sees no CUDA GPU (a CPU-only build, or no driver)".to_string()
+        } else {
+            format!("this libtorch sees {gpus} CUDA GPU(s)")
+        };
+        return Err(CliError::Device {
+            backend: "tch",
+            message: format!(
+                "run.tch_device = \"{}\" wants CUDA device {index}, but {why}; set \
+                 run.tch_device = \"cpu\"",
+                kind.as_str()
+            ),
+        });
+    }
+    Ok(LibTorchDevice::Cuda(index))
 }
 
 /// Opens the devices of `run.devices` (data-parallel training), each probed as
@@ -50,13 +93,28 @@ pub fn open_devices(config: &crate::config::RunConfig) -> Result<Vec<Device>> {
         .devices
         .indices()
         .into_iter()
-        .map(|index| probe(|| device_of(index)))
+        .map(|index| {
+            let device = device_of(index, config)?;
+            probe(move || device.clone())
+        })
         .collect()
 }
 
-/// Opens the default device, turning a panic (no GPU, no driver) into an error.
+/// Opens the run's first device (for `tch`, as `run.tch_device` says), turning a panic (no
+/// GPU, no driver) into an error.
+pub fn open_device_for(config: &crate::config::RunConfig) -> Result<Device> {
+    let device = device_of(0, config)?;
+    probe(move || device.clone())
+}
+
+/// Opens the default device (for `tch`: CUDA device 0 when present, else the CPU), turning a
+/// panic (no GPU, no driver) into an error.
 pub fn open_device() -> Result<Device> {
-    probe(Device::default)
+    #[cfg(all(feature = "tch", not(feature = "cuda")))]
+    let device = tch_device(0, crate::config::TchDevice::Auto)?;
+    #[cfg(not(all(feature = "tch", not(feature = "cuda"))))]
+    let device = Device::default();
+    probe(move || device.clone())
 }
 
 /// Opens a device and runs one tiny op on it, turning a panic (no GPU, no driver) into an

@@ -29,9 +29,49 @@ pub struct TrainedNetwork<B: Backend> {
 impl<B: Backend> TrainedNetwork<B> {
     /// Loads `checkpoint` (`best.mpk` or `last.mpk` of `ee train`).
     pub fn load(checkpoint: &Path, device: &B::Device) -> Result<Self> {
-        let file = CheckpointFile::load(checkpoint)?;
+        Self::load_with_config(checkpoint, None, device)
+    }
+
+    /// Loads `checkpoint`: an `ee train` checkpoint, or a PyTorch state dict (`.pth` or
+    /// safetensors; a torchvision backbone plus an embedding head, see `model.head_key`),
+    /// whose network `config`'s `[model]` describes (required for a state dict).
+    pub fn load_with_config(
+        checkpoint: &Path,
+        config: Option<&RawConfig>,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let file = match CheckpointFile::load(checkpoint) {
+            Ok(file) => file,
+            Err(error) if ee_model::detect_format(checkpoint).is_ok() => {
+                let Some(config) = config else {
+                    return Err(CliError::Usage(format!(
+                        "{} is a PyTorch state dict, not an `ee train` checkpoint: pass the \
+                         run config too (`ee eval CONFIG --checkpoint ...`, `ee embed \
+                         --config CONFIG ...`), whose [model] describes the network, or \
+                         fine-tune from it with model.pretrained",
+                        checkpoint.display()
+                    )));
+                };
+                let _ = error;
+                return Self::from_state_dict(checkpoint, config, device);
+            }
+            Err(error) => return Err(error.into()),
+        };
         let config = RawConfig::parse_str(&file.config, &[], &checkpoint.display().to_string())?;
         Self::from_file(file, config, checkpoint, device)
+    }
+
+    /// Builds the network `config.model` describes with its weights from the PyTorch state
+    /// dict `path` (the backbone's torchvision keys and the head's `model.head_key`).
+    pub fn from_state_dict(path: &Path, config: &RawConfig, device: &B::Device) -> Result<Self> {
+        let mut config = config.clone();
+        config.model.pretrained = Some(path.to_path_buf());
+        let network = build_model::<B>(&config, true, device)?;
+        Ok(TrainedNetwork {
+            network,
+            config,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Builds the network `config.model` describes and loads the weights of `file` into it.

@@ -76,7 +76,8 @@ pub fn evaluate_checkpoint<B: Backend>(
     quiet: bool,
     device: &B::Device,
 ) -> Result<EvalReport> {
-    let trained = TrainedNetwork::<B>::load(checkpoint_path, device)?;
+    let trained =
+        TrainedNetwork::<B>::load_with_config(checkpoint_path, Some(config.get()), device)?;
     let dataset = open_dataset(config)?;
     let test = test_set(config, &dataset)?;
     let c = config.get();

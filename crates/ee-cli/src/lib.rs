@@ -35,8 +35,8 @@
 //! assert!(config.unwrap_err().to_string().starts_with("invalid schedule.instances_per_class = 5"));
 //! ```
 
-#[cfg(not(any(feature = "flex", feature = "cuda")))]
-compile_error!("ee-cli needs a backend feature: `flex` (CPU) or `cuda`");
+#[cfg(not(any(feature = "flex", feature = "cuda", feature = "tch")))]
+compile_error!("ee-cli needs a backend feature: `flex` (CPU), `cuda` or `tch` (LibTorch)");
 
 pub mod backend;
 pub mod config;

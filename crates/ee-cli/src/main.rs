@@ -62,7 +62,9 @@ enum Command {
         /// Override a config value (repeatable).
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
-        /// A checkpoint written by `ee train` (best.mpk or last.mpk).
+        /// A checkpoint written by `ee train` (best.mpk or last.mpk), or a PyTorch state dict
+        /// (.pth / safetensors: torchvision backbone + embedding head, keys of
+        /// model.head_key) whose network CONFIG's [model] describes.
         #[arg(long, requires = "config")]
         checkpoint: Option<PathBuf>,
         /// Query embeddings (`ee embed` output: .npy with its .csv index, or .safetensors).
@@ -87,7 +89,8 @@ enum Command {
     /// FILE.safetensors, by the extension of --out.
     #[command(group(ArgGroup::new("source").required(true).args(["config", "images", "list"])))]
     Embed {
-        /// A checkpoint written by `ee train`.
+        /// A checkpoint written by `ee train`, or a PyTorch state dict (.pth / safetensors:
+        /// torchvision backbone + embedding head) whose network --config describes.
         #[arg(long)]
         checkpoint: PathBuf,
         /// Embed a split of this config's dataset (labels from the dataset).
@@ -326,7 +329,10 @@ fn run(cli: Cli) -> Result<()> {
                     Ok(RawConfig::load(&path, &overrides)?.check()?)
                 })
                 .transpose()?;
-            let device = open_device()?;
+            let device = match &config {
+                Some(config) => ee_cli::backend::open_device_for(config)?,
+                None => open_device()?,
+            };
             let eval_config = match &config {
                 Some(c) => ee_cli::evaluate::eval_config(c.get()),
                 None => ee_eval::EvalConfig::new().with_map_at_r(true),
@@ -377,13 +383,21 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             SetLayout::of(&out)?;
             let device = open_device()?;
-            let trained = TrainedNetwork::<Compute>::load(&checkpoint, &device)?;
+            // A PyTorch state dict takes its network from --config.
+            let run_config = config
+                .as_ref()
+                .map(|path| RawConfig::load(path, &overrides)?.check())
+                .transpose()?;
+            let trained = TrainedNetwork::<Compute>::load_with_config(
+                &checkpoint,
+                run_config.as_ref().map(|c| c.get()),
+                &device,
+            )?;
             let batch = batch_size
                 .unwrap_or(trained.config.schedule.eval_batch_size)
                 .max(1);
-            let set = match (config, images, list) {
-                (Some(path), _, _) => {
-                    let config = RawConfig::load(&path, &overrides)?.check()?;
+            let set = match (run_config, images, list) {
+                (Some(config), _, _) => {
                     let split = dataset_split(&config, split)?;
                     let loader = ee_cli::config::resolve::loader_config(config.get())
                         .with_skip_unreadable(skip_unreadable)

@@ -12,11 +12,14 @@ use ee_eval::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
-#[cfg(not(feature = "test-wgpu"))]
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI),
+// `--features test-tch` on LibTorch (`cargo xtask test --backend wgpu|tch` sets them up).
+#[cfg(not(any(feature = "test-wgpu", feature = "test-tch")))]
 type B = burn::backend::Flex;
-#[cfg(feature = "test-wgpu")]
+#[cfg(all(feature = "test-wgpu", not(feature = "test-tch")))]
 type B = burn::backend::Wgpu;
+#[cfg(feature = "test-tch")]
+type B = burn::backend::LibTorch;
 
 struct Set {
     rows: Vec<Vec<f64>>,

@@ -9,11 +9,14 @@ use burn::tensor::{Int, Tensor, TensorData};
 use common::{max_abs_diff, random_batch, reference, to_f32_precision, Params};
 use ee_loss::{EmbeddingExpansionConfig, HphnTripletLossConfig, LossError, Reduction};
 
-// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
-#[cfg(not(feature = "test-wgpu"))]
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI),
+// `--features test-tch` on LibTorch (`cargo xtask test --backend wgpu|tch` sets them up).
+#[cfg(not(any(feature = "test-wgpu", feature = "test-tch")))]
 type Inner = burn::backend::Flex;
-#[cfg(feature = "test-wgpu")]
+#[cfg(all(feature = "test-wgpu", not(feature = "test-tch")))]
 type Inner = burn::backend::Wgpu;
+#[cfg(feature = "test-tch")]
+type Inner = burn::backend::LibTorch;
 type B = Autodiff<Inner>;
 
 fn tensors(x: &[Vec<f64>], labels: &[i64]) -> (Tensor<B, 2>, Tensor<B, 1, Int>) {

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -24,7 +24,19 @@ use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
 use ee_loss::{EmbeddingExpansionConfig, HphnTripletLossConfig};
 use ee_model::{EmbeddingModel, EmbeddingModelConfig};
 
-type AD = Autodiff<Flex>;
+// `--features test-tch` times the same step on LibTorch (`cargo xtask bench train-step
+// --backend tch`), whose threads follow OMP_NUM_THREADS.
+#[cfg(not(feature = "test-tch"))]
+type Inner = burn::backend::Flex;
+#[cfg(feature = "test-tch")]
+type Inner = burn::backend::LibTorch;
+type AD = Autodiff<Inner>;
+/// The backend's name in the report.
+const BACKEND: &str = if cfg!(feature = "test-tch") {
+    "tch"
+} else {
+    "flex"
+};
 
 struct Args {
     threads: usize,
@@ -178,14 +190,16 @@ fn main() {
     let conv_end = ee_model::conv::host_time();
     let per_step = |d: Duration| d.as_secs_f64() / args.steps as f64;
     let median_seconds = median(times.clone());
-    let kernels = if std::env::var(ee_model::conv::CPU_KERNELS_ENV).is_ok_and(|v| v == "burn") {
+    let kernels = if BACKEND == "tch" {
+        "libtorch"
+    } else if std::env::var(ee_model::conv::CPU_KERNELS_ENV).is_ok_and(|v| v == "burn") {
         "burn"
     } else {
         "ee-model host kernels"
     };
     let report = format!(
         concat!(
-            "{{\"framework\": \"ee (burn {burn}, flex)\", \"kernels\": \"{kernels}\", \"threads\": {threads}, ",
+            "{{\"framework\": \"ee (burn {burn}, {backend})\", \"kernels\": \"{kernels}\", \"threads\": {threads}, ",
             "\"mode\": \"{mode}\", \"image_size\": {size}, \"batch\": {batch}, \"instances\": {k}, ",
             "\"embed_dim\": {dim}, \"n_inner_pts\": {n}, \"step_seconds\": {times:?}, ",
             "\"median_seconds\": {median}, \"images_per_second\": {ips}, \"final_loss\": {loss}, ",
@@ -193,6 +207,7 @@ fn main() {
             "\"optimizer\": {opt}, \"host_conv_forward\": {cf}, \"host_conv_backward\": {cb}}}}}"
         ),
         burn = "0.21.0",
+        backend = BACKEND,
         kernels = kernels,
         threads = args.threads,
         mode = args.mode,

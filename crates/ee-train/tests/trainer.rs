@@ -23,11 +23,14 @@ use ee_model::{
 use ee_train::checkpoint::CheckpointFile;
 use ee_train::{EvalSet, TrainData, TrainError, TrainModel, TrainerConfig};
 
-// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
-#[cfg(not(feature = "test-wgpu"))]
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI),
+// `--features test-tch` on LibTorch (`cargo xtask test --backend wgpu|tch` sets them up).
+#[cfg(not(any(feature = "test-wgpu", feature = "test-tch")))]
 type Inner = burn::backend::Flex;
-#[cfg(feature = "test-wgpu")]
+#[cfg(all(feature = "test-wgpu", not(feature = "test-tch")))]
 type Inner = burn::backend::Wgpu;
+#[cfg(feature = "test-tch")]
+type Inner = burn::backend::LibTorch;
 type B = Autodiff<Inner>;
 
 /// 4 train classes x 8 images; batches of 2 classes x 4, 2 batches per epoch.

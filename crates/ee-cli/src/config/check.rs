@@ -120,6 +120,16 @@ impl RawConfig {
                 "must be in 1..=65536",
             ));
         }
+        if let Some(key) = &m.head_key {
+            if key.trim().is_empty() || key.ends_with('.') {
+                return Err(invalid(
+                    "model.head_key",
+                    format!("{key:?}"),
+                    "the head's key prefix in the state dict, e.g. \"embedding\" for \
+                     embedding.weight / embedding.bias",
+                ));
+            }
+        }
         if let Some(p) = &m.pretrained {
             if !m.backbone.has_pretrained_weights() {
                 return Err(invalid(

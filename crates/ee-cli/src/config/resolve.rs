@@ -22,6 +22,11 @@ pub fn model_config(config: &RawConfig, load_pretrained: bool) -> EmbeddingModel
         // The flag follows `pretrained` even when the weights come from a checkpoint.
         .with_transform_input(googlenet.then_some(pretrained.is_some()))
         .with_init(Some(m.resolved_init()))
+        .with_head_key(if load_pretrained && pretrained.is_some() {
+            m.head_key.clone()
+        } else {
+            None
+        })
         .with_pretrained(if load_pretrained { pretrained } else { None })
 }
 

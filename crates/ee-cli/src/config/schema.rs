@@ -195,8 +195,15 @@ pub struct ModelSection {
     #[serde(default = "default_embed_dim")]
     pub embed_dim: usize,
     /// torchvision GoogLeNet weights (`googlenet-1378be20.pth` or safetensors); absent = random.
+    /// A PyTorch-trained embedding model (torchvision backbone + `nn.Linear` head in one state
+    /// dict) loads whole: see `head_key`.
     #[serde(default)]
     pub pretrained: Option<PathBuf>,
+    /// Key prefix of the embedding head in `pretrained` (`{head_key}.weight`, torch's
+    /// `[embed_dim, features]`, and `{head_key}.bias`). Absent: `embedding`, loaded when the
+    /// file has it; a backbone-only file leaves the head at its initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_key: Option<String>,
     /// Initialisation of the backbone's convolutions without `pretrained`: `"torchvision"`
     /// (truncated normal, std 0.01) or `"kaiming"` (burn's Kaiming-uniform). Absent: torchvision
     /// for GoogLeNet, kaiming for the small CNN (see [`ModelSection::resolved_init`]).
@@ -515,6 +522,8 @@ pub enum BackendName {
     Flex,
     /// NVIDIA GPUs through CubeCL.
     Cuda,
+    /// LibTorch (PyTorch's own CPU and CUDA kernels) through burn-tch.
+    Tch,
 }
 
 impl BackendName {
@@ -522,6 +531,8 @@ impl BackendName {
     pub fn compiled() -> BackendName {
         if cfg!(feature = "cuda") {
             BackendName::Cuda
+        } else if cfg!(feature = "tch") {
+            BackendName::Tch
         } else {
             BackendName::Flex
         }
@@ -532,6 +543,7 @@ impl BackendName {
         match self {
             BackendName::Flex => "flex",
             BackendName::Cuda => "cuda",
+            BackendName::Tch => "tch",
         }
     }
 }
@@ -559,6 +571,39 @@ pub struct RunSection {
     /// the same CPU.
     #[serde(default, skip_serializing_if = "Devices::is_one")]
     pub devices: Devices,
+    /// Where the `tch` backend computes: `"auto"` (CUDA when the libtorch has it and a GPU is
+    /// present, else the CPU), `"cpu"` or `"cuda"`. Other backends ignore it.
+    #[serde(default, skip_serializing_if = "TchDevice::is_auto")]
+    pub tch_device: TchDevice,
+}
+
+/// `run.tch_device`: the `tch` backend's device kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TchDevice {
+    /// CUDA when the libtorch was built with it and a GPU is present, else the CPU.
+    #[default]
+    Auto,
+    /// LibTorch's CPU kernels (MKL / oneDNN).
+    Cpu,
+    /// LibTorch's CUDA kernels (cuDNN); an error when none is present.
+    Cuda,
+}
+
+impl TchDevice {
+    /// Whether this is the default, [`TchDevice::Auto`].
+    pub fn is_auto(&self) -> bool {
+        *self == TchDevice::Auto
+    }
+
+    /// Lower-case name, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TchDevice::Auto => "auto",
+            TchDevice::Cpu => "cpu",
+            TchDevice::Cuda => "cuda",
+        }
+    }
 }
 
 /// `run.devices`: how many devices, or which, train data-parallel.

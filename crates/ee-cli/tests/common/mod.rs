@@ -46,9 +46,12 @@ eval_batch_size = 16
 seed = 7
 output_dir = "{out}"
 log_every_steps = 1
+backend = "{backend}"
 "#,
         root = dir.join("synth").display(),
         out = dir.join("run").display(),
+        // The backend the test binary's `ee` was built with (flex, or tch in the LibTorch run).
+        backend = ee_cli::config::BackendName::compiled().as_str(),
     );
     let path = dir.join("tiny.toml");
     std::fs::write(&path, text).unwrap();

@@ -1,0 +1,188 @@
+//! The LibTorch backend's environment: a venv with the torch that burn-tch's torch-sys 0.22
+//! checks for (2.9.0), made with pip on first use in `target/tch-venv`, and the variables a
+//! cargo build and the binaries it makes need (`LIBTORCH_USE_PYTORCH`, `VIRTUAL_ENV`, `PATH`,
+//! `LD_LIBRARY_PATH`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The torch version torch-sys 0.22 (burn-tch 0.21's) builds against.
+pub const TORCH_VERSION: &str = "2.9.0";
+
+/// The torchvision of that torch: only the GoogLeNet fixture script needs it.
+pub const TORCHVISION_VERSION: &str = "0.24.0";
+
+/// Where the venv lives, relative to the workspace root.
+pub const VENV: &str = "target/tch-venv";
+
+/// A ready LibTorch environment.
+pub struct TchEnv {
+    /// The venv's root.
+    pub venv: PathBuf,
+    /// torch's `lib/` folder (`libtorch_cpu.so`, ...).
+    pub lib_dir: PathBuf,
+}
+
+impl TchEnv {
+    /// Puts the variables on `command`: torch-sys finds libtorch through the venv's Python,
+    /// and the binaries find it at run time through `LD_LIBRARY_PATH` (`ee` also has an
+    /// rpath; the test binaries of the other crates do not).
+    pub fn apply<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        let bin = self.venv.join("bin");
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin];
+        paths.extend(std::env::split_paths(&path));
+        let mut libs = vec![self.lib_dir.clone()];
+        if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
+            libs.extend(std::env::split_paths(&existing));
+        }
+        command
+            .env("LIBTORCH_USE_PYTORCH", "1")
+            .env("VIRTUAL_ENV", &self.venv)
+            .env("PATH", std::env::join_paths(paths).expect("valid PATH"))
+            .env(
+                "LD_LIBRARY_PATH",
+                std::env::join_paths(libs).expect("valid LD_LIBRARY_PATH"),
+            )
+    }
+}
+
+/// The venv's torch `lib/` folder if it holds torch [`TORCH_VERSION`], else why not.
+fn probe(python: &Path) -> Result<PathBuf, String> {
+    let script = "import os, torch, torchvision, safetensors\n\
+                  print(torch.__version__.split('+')[0])\n\
+                  print(os.path.join(os.path.dirname(torch.__file__), 'lib'))";
+    let output = Command::new(python)
+        .args(["-c", script])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(stderr
+            .lines()
+            .last()
+            .unwrap_or("torch does not import")
+            .into());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines();
+    let version = lines.next().unwrap_or_default();
+    if version != TORCH_VERSION {
+        return Err(format!("torch {version} is installed, not {TORCH_VERSION}"));
+    }
+    let lib = PathBuf::from(lines.next().unwrap_or_default());
+    if !lib.join("libtorch_cpu.so").is_file() {
+        return Err(format!("{} has no libtorch_cpu.so", lib.display()));
+    }
+    Ok(lib)
+}
+
+/// The environment, making the venv with pip on first use (a ~4 GB download: torch with its
+/// CUDA libraries, about 7 GB on disk). Errors say what failed, and so whether a package
+/// index could be reached.
+pub fn ensure() -> Result<TchEnv, String> {
+    let venv = std::env::current_dir()
+        .map_err(|e| format!("no current directory: {e}"))?
+        .join(VENV);
+    let python = venv.join("bin/python");
+    if python.is_file() {
+        if let Ok(lib_dir) = probe(&python) {
+            return Ok(TchEnv { venv, lib_dir });
+        }
+    }
+    eprintln!(
+        "making the LibTorch venv in {} with pip: torch=={TORCH_VERSION} (a ~4 GB download \
+         with its CUDA libraries, ~7 GB on disk; once, reused afterwards), and torchvision + \
+         safetensors for the GoogLeNet fixture ...",
+        venv.display()
+    );
+    if !python.is_file() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .map_err(|e| format!("cannot run python3 to make {}: {e}", venv.display()))?;
+        if !status.success() {
+            return Err(format!(
+                "`python3 -m venv {}` failed (Debian/Ubuntu: apt install python3-venv)",
+                venv.display()
+            ));
+        }
+    }
+    let output = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--progress-bar", "off"])
+        .args(["--timeout", "60", "--retries", "2"])
+        .arg(format!("torch=={TORCH_VERSION}"))
+        .arg(format!("torchvision=={TORCHVISION_VERSION}"))
+        .arg("safetensors")
+        .output()
+        .map_err(|e| format!("cannot run pip in {}: {e}", venv.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let unreachable = stderr.contains("NewConnectionError")
+            || stderr.contains("Could not find a version")
+            || stderr.contains("Temporary failure in name resolution");
+        return Err(format!(
+            "pip could not install torch=={TORCH_VERSION} into {}{}: {}",
+            venv.display(),
+            if unreachable {
+                " (no package index could be reached)"
+            } else {
+                ""
+            },
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    let lib_dir = probe(&python).map_err(|e| format!("after installing torch: {e}"))?;
+    let size = folder_size(&venv);
+    eprintln!(
+        "LibTorch venv ready: {} ({:.1} GB); libtorch in {}",
+        venv.display(),
+        size as f64 / 1e9,
+        lib_dir.display()
+    );
+    Ok(TchEnv { venv, lib_dir })
+}
+
+/// The GoogLeNet fixture of ee-model's `googlenet_matches_torchvision` test (torchvision
+/// GoogLeNet + a Linear head as one state dict, and its outputs), written with the venv's
+/// PyTorch into `target/parity/googlenet` unless it is there.
+pub fn ensure_googlenet_fixture(env: &TchEnv) -> Result<PathBuf, String> {
+    let dir = PathBuf::from("target/parity/googlenet");
+    if dir.join("io.safetensors").is_file() && dir.join("googlenet_embedding.pth").is_file() {
+        return Ok(dir);
+    }
+    let status = Command::new(env.venv.join("bin/python"))
+        .arg("-B")
+        .arg("crates/ee-model/tests/support/googlenet_parity.py")
+        .arg("--out")
+        .arg(&dir)
+        .status()
+        .map_err(|e| format!("cannot run the GoogLeNet fixture script: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "crates/ee-model/tests/support/googlenet_parity.py failed ({status})"
+        ));
+    }
+    Ok(dir)
+}
+
+/// Bytes under `dir` (files only; symlinks not followed).
+fn folder_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => total += entry.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}
