@@ -13,11 +13,14 @@ use ee_model::{
 };
 use support::max_abs_diff;
 
-// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI).
-#[cfg(not(feature = "test-wgpu"))]
+// `--features test-wgpu` runs this file on burn's wgpu backend (Vulkan; lavapipe in CI),
+// `--features test-tch` on LibTorch (`cargo xtask test --backend wgpu|tch` sets them up).
+#[cfg(not(any(feature = "test-wgpu", feature = "test-tch")))]
 type B = burn::backend::Flex;
-#[cfg(feature = "test-wgpu")]
+#[cfg(all(feature = "test-wgpu", not(feature = "test-tch")))]
 type B = burn::backend::Wgpu;
+#[cfg(feature = "test-tch")]
+type B = burn::backend::LibTorch;
 type AD = Autodiff<B>;
 
 fn row_norms(x: Tensor<B, 2>) -> Vec<f32> {
@@ -421,4 +424,115 @@ fn model_config_passes_init_and_seed_to_the_backbone() {
         loaded.backbone_config().init,
         ee_model::BackboneInit::Torchvision
     );
+}
+
+/// The PyTorch fixture of `tests/support/googlenet_parity.py`: `EE_GOOGLENET_PARITY_DIR`, or
+/// `target/parity/googlenet` of the workspace. `None` (the test says it skipped) when absent,
+/// unless `EE_REQUIRE_TORCH_FIXTURE=1` (set by `cargo xtask test --backend tch`, so by CI).
+fn googlenet_fixture() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("EE_GOOGLENET_PARITY_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/parity/googlenet")
+        });
+    if dir.join("io.safetensors").is_file() {
+        return Some(dir);
+    }
+    let make = "python crates/ee-model/tests/support/googlenet_parity.py (torch + torchvision)";
+    assert!(
+        std::env::var("EE_REQUIRE_TORCH_FIXTURE").as_deref() != Ok("1"),
+        "EE_REQUIRE_TORCH_FIXTURE=1 but {} has no fixture: {make}",
+        dir.display()
+    );
+    eprintln!("skipped: no GoogLeNet fixture in {}; {make}", dir.display());
+    None
+}
+
+/// Largest absolute difference relative to the reference's largest magnitude.
+fn relative_gap<const D: usize>(got: Tensor<B, D>, want: Tensor<B, D>) -> f32 {
+    let scale: f32 = want.clone().abs().max().into_scalar().elem();
+    max_abs_diff(got, want) / scale
+}
+
+fn fixture_tensor<const D: usize>(entry: &support::Entry) -> Tensor<B, D> {
+    Tensor::from_data(
+        burn::tensor::TensorData::new(entry.values.clone(), entry.shape.clone()),
+        &Default::default(),
+    )
+}
+
+#[test]
+fn googlenet_matches_torchvision() {
+    let Some(dir) = googlenet_fixture() else {
+        return;
+    };
+    let io = support::read_safetensors(&dir.join("io.safetensors"), "googlenet_parity.py");
+    let device = Default::default();
+    // One PyTorch state dict: torchvision's GoogLeNet keys + `embedding.weight` / `.bias`.
+    let config = EmbeddingModelConfig::new()
+        .with_embed_dim(64)
+        .with_pretrained(Some(
+            dir.join("googlenet_embedding.pth").display().to_string(),
+        ));
+    let (model, report) = config.init_with_report::<B>(&device).unwrap();
+    let report = report.unwrap();
+    assert_eq!(report.head.as_deref(), Some("embedding"));
+    assert_eq!(report.applied, 57 * 5);
+    assert!(model.backbone.transform_input());
+
+    // Eval mode (running statistics). For scale: PyTorch's float32 ResNet-50 forward differs
+    // from its float64 one by 4.5e-5 relative (eval) and 2.2e-4 (train).
+    let images = fixture_tensor::<4>(&io["images"]);
+    let features = model.backbone.forward(images.clone());
+    let gap = relative_gap(features, fixture_tensor(&io["eval_features"]));
+    println!("eval_features: relative max gap {gap:.2e}");
+    assert!(gap < 2e-4, "eval_features: {gap}");
+    let embeddings = model.forward(images.clone());
+    let gap = relative_gap(embeddings, fixture_tensor(&io["eval_embeddings"]));
+    println!("eval_embeddings: relative max gap {gap:.2e}");
+    assert!(gap < 2e-4, "eval_embeddings: {gap}");
+
+    // Training mode: batch statistics, and the running means move as PyTorch's.
+    let model: EmbeddingModel<AD> = config.init(&device).unwrap();
+    let features = model
+        .backbone
+        .forward(Tensor::<AD, 4>::from_inner(images))
+        .inner();
+    let gap = relative_gap(features, fixture_tensor(&io["train_features"]));
+    println!("train_features: relative max gap {gap:.2e}");
+    assert!(gap < 1e-3, "train_features: {gap}");
+    let ee_model::Backbone::GoogLeNet(net) = &model.backbone else {
+        panic!("a GoogLeNet config builds GoogLeNet");
+    };
+    for (name, bn) in [
+        ("conv1.bn", &net.conv1.bn),
+        ("inception3a.branch4.1.bn", &net.inception3a.branch4[0].bn),
+        ("inception5b.branch2.1.bn", &net.inception5b.branch2[1].bn),
+    ] {
+        let want = fixture_tensor::<1>(&io[&format!("train.{name}.running_mean")]);
+        let gap = relative_gap(bn.running_mean.value_sync().inner(), want);
+        println!("{name}.running_mean after the train forward: relative max gap {gap:.2e}");
+        assert!(gap < 1e-4, "{name}: {gap}");
+        // PyTorch updates the running variance with the unbiased batch variance, burn (and
+        // MXNet, the reference) with the biased one: torch's update, re-done with the batch
+        // variance scaled by (n - 1) / n, must be ours.
+        let torch_after = fixture_tensor::<1>(&io[&format!("train.{name}.running_var")]);
+        let before = fixture_tensor::<1>(&io[&format!("train.{name}.running_var_before")]);
+        let n = io[&format!("train.{name}.count")].values[0] as f64;
+        let m = 0.1;
+        let unbiased = (torch_after.clone() - before.clone() * (1.0 - m)) / m;
+        let want = before * (1.0 - m) + unbiased * (m * (n - 1.0) / n);
+        let ours = bn.running_var.value_sync().inner();
+        let gap = relative_gap(ours.clone(), want);
+        let torch_gap = relative_gap(ours, torch_after);
+        println!(
+            "{name}.running_var after the train forward (n = {n}): relative max gap {gap:.2e} \
+             to the biased update, {torch_gap:.2e} to PyTorch's"
+        );
+        assert!(gap < 1e-4, "{name}: {gap}");
+        if n < 100.0 {
+            // Few values per channel: the two updates differ visibly (8 / 7 at 2 x 2 x 2).
+            assert!(torch_gap > 1e-3, "{name}: {torch_gap}");
+        }
+    }
 }

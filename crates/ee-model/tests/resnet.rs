@@ -543,34 +543,11 @@ fn parity_dir() -> PathBuf {
         })
 }
 
-fn read_safetensors(path: &Path) -> BTreeMap<String, Entry> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; make it with `target/bench-venv/bin/python \
-             crates/ee-model/tests/support/resnet50_parity.py`",
-            path.display()
-        )
-    });
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (
-                name,
-                Entry {
-                    values,
-                    shape: view.shape().to_vec(),
-                },
-            )
-        })
-        .collect()
+fn read_safetensors(path: &Path) -> StateDict {
+    support::read_safetensors(
+        path,
+        "target/bench-venv/bin/python crates/ee-model/tests/support/resnet50_parity.py",
+    )
 }
 
 fn tensor<B: Backend>(entry: &Entry, device: &B::Device) -> Tensor<B, 4> {

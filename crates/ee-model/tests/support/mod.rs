@@ -334,3 +334,30 @@ pub fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>
 }
 
 use burn::tensor::ElementConversion;
+
+/// Every tensor of the f32 safetensors file `path` (a PyTorch fixture); a missing file panics
+/// with `make` (the command that writes it).
+pub fn read_safetensors(path: &Path, make: &str) -> StateDict {
+    let bytes = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}; make it with `{make}`", path.display()));
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (
+                name,
+                Entry {
+                    values,
+                    shape: view.shape().to_vec(),
+                },
+            )
+        })
+        .collect()
+}
