@@ -432,6 +432,7 @@ impl Trainer {
                     test: data.test.describe("test"),
                     validation: data.validation.map(|v| v.describe("validation")),
                     run_dir: &run_dir,
+                    devices: describe_devices::<B>(devices),
                     resumed: c.resume.then_some((
                         state.sampler.epoch + 1,
                         state.sampler.next_batch,
@@ -731,6 +732,23 @@ impl Trainer {
 }
 
 /// Whether `dir` holds anything of an earlier run: a checkpoint or a non-empty metrics log.
+/// The devices in words for the run-start line: the backend's name, and with several
+/// devices their count and each one.
+fn describe_devices<B: burn::tensor::backend::Backend>(devices: &[B::Device]) -> String {
+    match devices {
+        [one] => B::name(one),
+        many => format!(
+            "{} devices of {}: {}",
+            many.len(),
+            B::name(&many[0]),
+            many.iter()
+                .map(|d| format!("{d:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 fn earlier_run(dir: &Path) -> bool {
     let nonempty = |p: PathBuf| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
     checkpoint::last_path(dir).is_file()

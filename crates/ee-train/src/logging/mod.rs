@@ -41,6 +41,8 @@ pub struct RunStart<'a> {
     pub validation: Option<String>,
     /// The run directory.
     pub run_dir: &'a Path,
+    /// The devices, in words (`"libtorch<cpu>"`, `"2 x cuda<0>, cuda<1>"`: the backend's names).
+    pub devices: String,
     /// Where a resumed run continues: (epoch 1-based, next batch, global step, best R@1).
     pub resumed: Option<(u64, usize, u64, f64)>,
 }
@@ -338,7 +340,7 @@ impl TrainLogger for ConsoleLogger {
             .map(|v| format!(", selecting checkpoints on {v} of held-out classes"))
             .unwrap_or_default();
         eprintln!(
-            "training {} epochs x {} batches of {} ({} classes x {}) on {} train images ({} classes), testing on {}{validation}; run directory {}",
+            "training {} epochs x {} batches of {} ({} classes x {}) on {} train images ({} classes), testing on {}{validation}; on {}; run directory {}",
             run.epochs,
             run.batches_per_epoch,
             run.batch_size,
@@ -347,6 +349,7 @@ impl TrainLogger for ConsoleLogger {
             run.train_images,
             run.train_classes,
             run.test,
+            run.devices,
             run.run_dir.display()
         );
         Ok(())
