@@ -26,13 +26,31 @@ use burn::tensor::Tensor;
 /// (see the module docs).
 pub fn batch_norm<B: Backend>(layer: &BatchNorm<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    if !crate::conv::burn_kernels_forced() {
+    let input = if crate::conv::burn_kernels_forced() {
+        input
+    } else {
         let result = match B::ad_enabled(&input.device()) {
             true => flex::try_batch_norm_train(layer, input),
             false => flex::try_batch_norm_eval(layer, input),
         };
-        return result.unwrap_or_else(|input| layer.forward(input));
-    }
+        match result {
+            Ok(output) => return output,
+            Err(input) => input,
+        }
+    };
+    #[cfg(feature = "tch")]
+    let input = if crate::conv::burn_kernels_forced() {
+        input
+    } else {
+        let result = match B::ad_enabled(&input.device()) {
+            true => crate::torch::try_batch_norm_train(layer, input),
+            false => crate::torch::try_batch_norm_eval(layer, input),
+        };
+        match result {
+            Ok(output) => return output,
+            Err(input) => input,
+        }
+    };
     layer.forward(input)
 }
 

@@ -29,8 +29,9 @@
 //!   default learned about 4x slower in the same recipe (see the README).
 //! * [`conv2d`]: every convolution goes through it. On the `Flex` CPU backend
 //!   (feature `flex`, on by default) it runs our own im2col + GEMM kernels with a custom
-//!   backward; on other backends it is burn's convolution. [`batch_norm`](batch_norm())
-//!   does the same for BatchNorm in training mode.
+//!   backward; with feature `tch` on `Autodiff<LibTorch>` it is one autodiff node with torch's
+//!   own backward; on other backends it is burn's convolution. [`batch_norm`](batch_norm())
+//!   does the same for BatchNorm.
 //!
 //! Training mode (an autodiff backend) normalises with batch statistics and updates the
 //! BatchNorm running statistics; `model.valid()` (eval) uses the running statistics.
@@ -84,6 +85,8 @@ mod model;
 pub mod pool;
 mod resnet;
 mod small_cnn;
+#[cfg(feature = "tch")]
+mod torch;
 mod weights;
 
 pub use backbone::{Backbone, BackboneKind};

@@ -536,3 +536,54 @@ fn googlenet_matches_torchvision() {
         }
     }
 }
+
+#[test]
+fn conv2d_gradients_equal_burns_own_convolution() {
+    // ee_model::conv2d takes its own path on flex (host kernels) and on tch (torch's
+    // backward); layer.forward is burn's. Same values, same gradients, strided and padded,
+    // with and without bias, and for an input that needs no gradient (the images).
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::PaddingConfig2d;
+    let device = Default::default();
+    <AD as burn::tensor::backend::Backend>::seed(&device, 3);
+    for (stride, padding, bias, input_grad) in
+        [(1, 1, true, true), (2, 3, false, true), (2, 0, true, false)]
+    {
+        let layer = Conv2dConfig::new([3, 5], [3, 3])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
+            .with_bias(bias)
+            .init::<AD>(&device);
+        let x = Tensor::<B, 4>::random([2, 3, 11, 9], Distribution::Normal(0.0, 1.0), &device);
+        let dy_seed =
+            Tensor::<B, 4>::random([2, 5, 11, 11], Distribution::Normal(0.0, 1.0), &device);
+        let run = |ours: bool| {
+            let x = Tensor::<AD, 4>::from_inner(x.clone());
+            let x = if input_grad { x.require_grad() } else { x };
+            let y = if ours {
+                ee_model::conv2d(&layer, x.clone())
+            } else {
+                layer.forward(x.clone())
+            };
+            let [n, c, h, w] = y.dims();
+            let dy = Tensor::<AD, 4>::from_inner(dy_seed.clone().slice([0..n, 0..c, 0..h, 0..w]));
+            let grads = (y.clone() * dy).sum().backward();
+            let dx = input_grad.then(|| x.grad(&grads).unwrap());
+            let dw = layer.weight.val().grad(&grads).unwrap();
+            (y.inner(), dx, dw)
+        };
+        let (y_ours, dx_ours, dw_ours) = run(true);
+        let (y_burn, dx_burn, dw_burn) = run(false);
+        let case = format!("stride {stride}, padding {padding}, bias {bias}");
+        assert!(max_abs_diff(y_ours, y_burn) < 1e-4, "{case}: output");
+        assert!(
+            max_abs_diff(dw_ours, dw_burn) < 1e-3,
+            "{case}: weight gradient"
+        );
+        if let (Some(a), Some(b)) = (dx_ours, dx_burn) {
+            assert!(max_abs_diff(a, b) < 1e-4, "{case}: input gradient");
+        }
+    }
+}

@@ -51,7 +51,7 @@ pub use host::ConvGeometry;
 pub const CPU_KERNELS_ENV: &str = "EE_CPU_KERNELS";
 
 /// Whether [`CPU_KERNELS_ENV`] asks for burn's kernels.
-#[cfg_attr(not(feature = "flex"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(dead_code))]
 pub(crate) fn burn_kernels_forced() -> bool {
     static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *FORCED.get_or_init(|| std::env::var(CPU_KERNELS_ENV).is_ok_and(|v| v == "burn"))
@@ -61,19 +61,37 @@ pub(crate) fn burn_kernels_forced() -> bool {
 /// `[batch, in, h, w]` -> `[batch, out, h', w']`.
 pub fn conv2d<B: Backend>(layer: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    if !burn_kernels_forced() {
+    let input = {
         let weight = layer.weight.val();
-        if let Some(geometry) = host_geometry(layer, &input, &weight) {
-            return match flex::try_conv2d(input, weight, geometry) {
-                Ok(output) => match &layer.bias {
-                    Some(bias) => output + bias.val().reshape([1, geometry.out_channels, 1, 1]),
-                    None => output,
-                },
-                Err((input, _)) => layer.forward(input),
-            };
+        match host_geometry(layer, &input, &weight).filter(|_| !burn_kernels_forced()) {
+            Some(geometry) => match flex::try_conv2d(input, weight, geometry) {
+                Ok(output) => return with_bias(layer, output),
+                Err((input, _)) => input,
+            },
+            None => input,
         }
-    }
+    };
+    #[cfg(feature = "tch")]
+    let input = match crate::torch::TorchConv::of(layer).filter(|_| !burn_kernels_forced()) {
+        Some(conv) => match crate::torch::try_conv2d(input, layer.weight.val(), conv) {
+            Ok(output) => return with_bias(layer, output),
+            Err((input, _)) => input,
+        },
+        None => input,
+    };
     layer.forward(input)
+}
+
+/// `output + bias` (broadcast over the batch and the positions), when the layer has one.
+#[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(dead_code))]
+fn with_bias<B: Backend>(layer: &Conv2d<B>, output: Tensor<B, 4>) -> Tensor<B, 4> {
+    match &layer.bias {
+        Some(bias) => {
+            let channels = bias.dims()[0];
+            output + bias.val().reshape([1, channels, 1, 1])
+        }
+        None => output,
+    }
 }
 
 /// The geometry when the host kernels cover the layer and the input, else `None`.

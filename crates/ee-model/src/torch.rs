@@ -1,0 +1,241 @@
+//! Convolution and BatchNorm on `Autodiff<LibTorch>` with PyTorch's own backward.
+//!
+//! burn-tch 0.21 runs PyTorch's convolution forward but leaves both of its gradients to
+//! burn's generic `conv2d_x_backward` / `conv2d_weight_backward` (a transposed convolution,
+//! and a convolution over swapped batch and channel axes), and burn's BatchNorm is a chain of
+//! about a dozen tensor ops each way; a GoogLeNet training step took 1.36-1.43x PyTorch's on
+//! the CPU. Here each such layer is one burn autodiff node: its forward runs under torch's
+//! autograd, on leaves that require a gradient exactly where burn tracks one, and its
+//! backward asks torch's autograd for those gradients (PyTorch's `convolution_backward` and
+//! `native_batch_norm_backward`: oneDNN / cuDNN). Other backends get their inputs back.
+
+use std::any::Any;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::libtorch::TchTensor;
+use burn::backend::{Autodiff, LibTorch};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorPrimitive};
+
+type Ad = Autodiff<LibTorch>;
+
+/// Moves `value` into a `T` when `A` and `T` are the same type, else hands it back.
+fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
+        Some(same) => Ok(same.take().expect("slot holds the value")),
+        None => Err(slot.expect("slot holds the value")),
+    }
+}
+
+/// One burn autodiff node over `N` inputs whose forward ran under torch's autograd.
+#[derive(Debug)]
+struct TorchNode<const N: usize>;
+
+impl<const N: usize> Backward<LibTorch, N> for TorchNode<N> {
+    /// torch's leaves (one per input) and the output that carries torch's graph.
+    type State = (Vec<TchTensor>, TchTensor);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<LibTorch>(&ops.node);
+        let (leaves, output) = ops.state;
+        // d(sum(output * dy)) / d(inputs) is the layer's backward applied to dy.
+        let kind = output.tensor.kind();
+        let seeded = (&output.tensor * dy.tensor.to_kind(kind)).sum(kind);
+        let wanted: Vec<usize> = (0..N).filter(|&i| ops.parents[i].is_some()).collect();
+        let inputs: Vec<&tch::Tensor> = wanted.iter().map(|&i| &leaves[i].tensor).collect();
+        let found = tch::Tensor::run_backward(&[seeded], &inputs, false, false);
+        for (i, grad) in wanted.into_iter().zip(found) {
+            let node = ops.parents[i].as_ref().expect("wanted");
+            grads.register::<LibTorch>(node.id, TchTensor::new(grad));
+        }
+    }
+}
+
+/// The float tensor of `Autodiff<LibTorch>` (any rank): torch's tensor and burn's node.
+type AdPrimitive = <Ad as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
+
+fn primitive<const D: usize>(tensor: Tensor<Ad, D>) -> AdPrimitive {
+    tensor.into_primitive().tensor()
+}
+
+fn tensor<const D: usize>(primitive: AdPrimitive) -> Tensor<Ad, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+/// `forward(inputs)` as one autodiff node with torch's backward.
+fn apply<const N: usize>(
+    inputs: [AdPrimitive; N],
+    forward: impl Fn(&[tch::Tensor]) -> tch::Tensor,
+) -> AdPrimitive {
+    let nodes = inputs.each_ref().map(|x| x.node.clone());
+    match TorchNode::<N>
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let leaves: Vec<tch::Tensor> = inputs
+                .iter()
+                .map(|x| {
+                    let needs = !x.node.requirement.is_none();
+                    x.primitive.tensor.detach().set_requires_grad(needs)
+                })
+                .collect();
+            let output = tch::with_grad(|| forward(&leaves));
+            // burn's graph continues from a detached copy: the ops after this one must not
+            // build torch graphs of their own.
+            let detached = TchTensor::new(output.detach());
+            let leaves = leaves.into_iter().map(TchTensor::new).collect();
+            prep.finish((leaves, TchTensor::new(output)), detached)
+        }
+        OpsKind::UnTracked(prep) => {
+            let raw: Vec<tch::Tensor> = inputs
+                .iter()
+                .map(|x| x.primitive.tensor.shallow_clone())
+                .collect();
+            prep.finish(TchTensor::new(tch::no_grad(|| forward(&raw))))
+        }
+    }
+}
+
+/// The settings torch's `conv2d` takes (symmetric padding only; groups of 1).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TorchConv {
+    stride: [i64; 2],
+    padding: [i64; 2],
+    dilation: [i64; 2],
+}
+
+impl TorchConv {
+    /// The layer's settings, or `None` when torch's `conv2d` cannot express them.
+    pub(crate) fn of<B: Backend>(layer: &Conv2d<B>) -> Option<Self> {
+        let padding = match layer.padding {
+            PaddingConfig2d::Valid => [0, 0],
+            PaddingConfig2d::Explicit(top, left, bottom, right)
+                if top == bottom && left == right =>
+            {
+                [top as i64, left as i64]
+            }
+            _ => return None,
+        };
+        (layer.groups == 1).then(|| TorchConv {
+            stride: layer.stride.map(|s| s as i64),
+            padding,
+            dilation: layer.dilation.map(|d| d as i64),
+        })
+    }
+}
+
+/// `conv2d(input, weight)` (no bias) with torch's backward when `B` is `Autodiff<LibTorch>`;
+/// otherwise the inputs come back unchanged.
+pub(crate) fn try_conv2d<B: Backend>(
+    input: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    conv: TorchConv,
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+    let (input, weight) = cast::<_, (Tensor<Ad, 4>, Tensor<Ad, 4>)>((input, weight))?;
+    let output = apply([primitive(input), primitive(weight)], |t| {
+        t[0].conv2d(
+            &t[1],
+            None::<tch::Tensor>,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            1,
+        )
+    });
+    Ok(cast(tensor::<4>(output)).expect("B is Autodiff<LibTorch>"))
+}
+
+/// BatchNorm in training mode with torch's backward when `B` is `Autodiff<LibTorch>`:
+/// normalised with the batch statistics, the running statistics updated as burn does (the
+/// biased batch variance, burn's momentum convention); otherwise the input comes back.
+pub(crate) fn try_batch_norm_train<B: Backend>(
+    layer: &BatchNorm<B>,
+    input: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let input = cast::<_, Tensor<Ad, 4>>(input)?;
+    let gamma = cast::<_, Tensor<Ad, 1>>(layer.gamma.val()).expect("B is Autodiff<LibTorch>");
+    let beta = cast::<_, Tensor<Ad, 1>>(layer.beta.val()).expect("B is Autodiff<LibTorch>");
+    let x = primitive(input);
+    // The batch statistics for the running update, outside any graph.
+    let (mean, var) = tch::no_grad(|| {
+        let t = &x.primitive.tensor;
+        let kind = t.kind();
+        (
+            t.mean_dim([0i64, 2, 3].as_slice(), false, kind),
+            t.var_correction([0i64, 2, 3].as_slice(), 0, false),
+        )
+    });
+    let epsilon = layer.epsilon;
+    let output = apply([x, primitive(gamma), primitive(beta)], |t| {
+        t[0].batch_norm(
+            Some(&t[1]),
+            Some(&t[2]),
+            None,
+            None,
+            true,
+            0.0,
+            epsilon,
+            true,
+        )
+    });
+    let momentum = layer.momentum;
+    let update = |running: Tensor<B, 1>, batch: tch::Tensor| {
+        let batch =
+            Tensor::<LibTorch, 1>::from_primitive(TensorPrimitive::Float(TchTensor::new(batch)));
+        let batch: Tensor<B, 1> =
+            cast(Tensor::<Ad, 1>::from_inner(batch)).expect("B is Autodiff<LibTorch>");
+        running
+            .mul_scalar(1.0 - momentum)
+            .add(batch.mul_scalar(momentum))
+            .detach()
+    };
+    layer
+        .running_mean
+        .update(update(layer.running_mean.value_sync(), mean));
+    layer
+        .running_var
+        .update(update(layer.running_var.value_sync(), var));
+    Ok(cast(tensor::<4>(output)).expect("B is Autodiff<LibTorch>"))
+}
+
+/// BatchNorm in evaluation mode (running statistics) as torch's one `batch_norm` op when `B`
+/// is `LibTorch`, where burn's is a chain of broadcasts; otherwise the input comes back.
+pub(crate) fn try_batch_norm_eval<B: Backend>(
+    layer: &BatchNorm<B>,
+    input: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let input = cast::<_, Tensor<LibTorch, 4>>(input)?;
+    let inner = |t: Tensor<B, 1>| -> tch::Tensor {
+        let t = cast::<_, Tensor<LibTorch, 1>>(t).expect("B is LibTorch");
+        t.into_primitive().tensor().tensor
+    };
+    let x = input.into_primitive().tensor().tensor;
+    let output = tch::no_grad(|| {
+        x.batch_norm(
+            Some(&inner(layer.gamma.val())),
+            Some(&inner(layer.beta.val())),
+            Some(&inner(layer.running_mean.value())),
+            Some(&inner(layer.running_var.value())),
+            false,
+            0.0,
+            layer.epsilon,
+            true,
+        )
+    });
+    let output =
+        Tensor::<LibTorch, 4>::from_primitive(TensorPrimitive::Float(TchTensor::new(output)));
+    Ok(cast(output).expect("B is LibTorch"))
+}
