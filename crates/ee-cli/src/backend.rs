@@ -1,6 +1,9 @@
 //! The backend this binary was built with: `cuda` when that feature is on, else `tch`
 //! (LibTorch) when that one is, else `flex`.
 
+// `Device` is `Copy` on some backends (tch) and not on others (cuda): the probes clone it.
+#![allow(clippy::clone_on_copy)]
+
 use burn::backend::Autodiff;
 
 use crate::error::{CliError, Result};
