@@ -42,7 +42,7 @@ impl<B: Backend> TrainedNetwork<B> {
     ) -> Result<Self> {
         let file = match CheckpointFile::load(checkpoint) {
             Ok(file) => file,
-            Err(error) if ee_model::detect_format(checkpoint).is_ok() => {
+            Err(_) if ee_model::detect_format(checkpoint).is_ok() => {
                 let Some(config) = config else {
                     return Err(CliError::Usage(format!(
                         "{} is a PyTorch state dict, not an `ee train` checkpoint: pass the \
@@ -52,7 +52,6 @@ impl<B: Backend> TrainedNetwork<B> {
                         checkpoint.display()
                     )));
                 };
-                let _ = error;
                 return Self::from_state_dict(checkpoint, config, device);
             }
             Err(error) => return Err(error.into()),

@@ -1,8 +1,6 @@
 //! Moving tensors of burn's `Flex` CPU backend to and from host slices, for the host kernels
 //! ([`conv`](crate::conv), [`batch_norm`](crate::batch_norm)).
 
-use std::any::Any;
-
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::backend::Backend;
@@ -15,14 +13,7 @@ use crate::conv::host::ConvElement;
 pub(crate) trait Pod: bytemuck::Pod + burn::tensor::Element {}
 impl<T: bytemuck::Pod + burn::tensor::Element> Pod for T {}
 
-/// Moves `value` into a `T` when `A` and `T` are the same type, else hands it back.
-pub(crate) fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
-        Some(same) => Ok(same.take().expect("slot holds the value")),
-        None => Err(slot.expect("slot holds the value")),
-    }
-}
+pub(crate) use crate::downcast::cast;
 
 pub(crate) fn primitive<B: Backend, const D: usize>(
     tensor: Tensor<B, D>,

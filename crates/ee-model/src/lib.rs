@@ -75,6 +75,8 @@
 mod backbone;
 pub mod batch_norm;
 pub mod conv;
+#[cfg(any(feature = "flex", feature = "tch"))]
+mod downcast;
 mod error;
 #[cfg(feature = "flex")]
 mod flex_interop;

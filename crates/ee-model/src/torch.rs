@@ -9,8 +9,6 @@
 //! backward asks torch's autograd for those gradients (PyTorch's `convolution_backward` and
 //! `native_batch_norm_backward`: oneDNN / cuDNN). Other backends get their inputs back.
 
-use std::any::Any;
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -22,16 +20,9 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-type Ad = Autodiff<LibTorch>;
+use crate::downcast::cast;
 
-/// Moves `value` into a `T` when `A` and `T` are the same type, else hands it back.
-fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
-        Some(same) => Ok(same.take().expect("slot holds the value")),
-        None => Err(slot.expect("slot holds the value")),
-    }
-}
+type Ad = Autodiff<LibTorch>;
 
 /// One burn autodiff node over `N` inputs whose forward ran under torch's autograd.
 #[derive(Debug)]
