@@ -77,6 +77,36 @@ fn probe(python: &Path) -> Result<PathBuf, String> {
     Ok(lib)
 }
 
+/// Free space the pip install needs while it runs (wheels being unpacked + the install).
+const NEEDED_GB: f64 = 12.0;
+
+/// Free space (GB) on the file system holding `path` (or its nearest existing parent), read
+/// with `df -Pk`.
+fn free_gb(path: &Path) -> Option<f64> {
+    let mut dir = path;
+    while !dir.exists() {
+        dir = dir.parent()?;
+    }
+    let out = Command::new("df").arg("-Pk").arg(dir).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1)?;
+    let kib: f64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib / (1024.0 * 1024.0))
+}
+
+/// Fails before pip starts, naming the folder and both sizes, when the disk cannot hold the
+/// install: a half-installed torch is worse than none.
+fn check_free_space(venv: &Path) -> Result<(), String> {
+    match free_gb(venv) {
+        Some(gb) if gb < NEEDED_GB => Err(format!(
+            "not enough disk for the LibTorch venv in {}: pip needs about {NEEDED_GB} GB free \
+             while it installs torch=={TORCH_VERSION}, {gb:.1} GB are free",
+            venv.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The environment, making the venv with pip on first use (a ~4 GB download: torch with its
 /// CUDA libraries, about 7 GB on disk). Errors say what failed, and so whether a package
 /// index could be reached.
@@ -109,9 +139,11 @@ pub fn ensure() -> Result<TchEnv, String> {
             ));
         }
     }
+    check_free_space(&venv)?;
+    // No wheel cache: the ~4 GB of wheels would otherwise stay on disk beside the install.
     let output = Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--progress-bar", "off"])
-        .args(["--timeout", "60", "--retries", "2"])
+        .args(["--no-cache-dir", "--timeout", "60", "--retries", "2"])
         .arg(format!("torch=={TORCH_VERSION}"))
         .arg(format!("torchvision=={TORCHVISION_VERSION}"))
         .arg("safetensors")
@@ -123,13 +155,22 @@ pub fn ensure() -> Result<TchEnv, String> {
         let unreachable = stderr.contains("NewConnectionError")
             || stderr.contains("Could not find a version")
             || stderr.contains("Temporary failure in name resolution");
+        let full = stderr.contains("No space left on device");
         return Err(format!(
             "pip could not install torch=={TORCH_VERSION} into {}{}: {}",
             venv.display(),
             if unreachable {
-                " (no package index could be reached)"
+                " (no package index could be reached)".to_string()
+            } else if full {
+                format!(
+                    " (the disk is full: the install needs about {NEEDED_GB} GB free while it \
+                     runs; {})",
+                    free_gb(&venv).map_or("free space unknown".into(), |gb| format!(
+                        "{gb:.1} GB free now"
+                    ))
+                )
             } else {
-                ""
+                String::new()
             },
             tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
         ));
