@@ -13,13 +13,15 @@
 //! ee viz curves runs/inner0 runs/inner2 --out curves.png
 //! ee data check CONFIG
 //! ee data synth [--root data/synth]
+//! ee probe --what all --out probe/      # fixed computations as JSON, to compare backends
 //! ```
 //!
 //! The library half holds the pieces the binary wires together, each testable alone:
 //! [`config`] (TOML schema, overrides, validation, and the resolve step into each crate's
 //! `Config`), one module per command: [`train`], [`evaluate`], [`embed`] (a checkpoint's
 //! network over images), [`search`] (top-k retrieval), [`viz`] (retrieval grids and training
-//! curves), [`data_check`]; and [`dataset`] (opening the configured dataset),
+//! curves), [`data_check`], [`probe`] (fixed computations for cross-backend checks, which
+//! `cargo xtask gpu-check` runs on a GPU); and [`dataset`] (opening the configured dataset),
 //! [`embedding_set`] (embeddings files), [`backend`] (the compiled backend).
 //!
 //! ```
@@ -46,6 +48,7 @@ pub mod embed;
 pub mod embedding_set;
 pub mod error;
 pub mod evaluate;
+pub mod probe;
 pub mod search;
 pub mod train;
 pub mod viz;

@@ -9,6 +9,7 @@ use ee_cli::config::{RawConfig, RunConfig, SyntheticSection};
 use ee_cli::embed::{embed_images, embed_to_set, ImageList, TrainedNetwork};
 use ee_cli::embedding_set::{EmbeddingSet, SetLayout};
 use ee_cli::error::{CliError, Result};
+use ee_cli::probe::{write_probes, Probe, ProbeSettings};
 use ee_cli::search;
 use ee_cli::train::{train, TrainOptions};
 use ee_cli::viz::curves::{draw_curves, RunCurves};
@@ -156,6 +157,10 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Fixed computations (loss + gradient, GoogLeNet forward, a train step, train-step
+    /// throughput, Recall@K at scale) on this binary's backend, written as JSON, to compare
+    /// backends with each other and with PyTorch (`cargo xtask gpu-check` runs them on a GPU).
+    Probe(ProbeArgs),
 }
 
 #[derive(Subcommand)]
@@ -212,6 +217,41 @@ enum VizCommand {
         #[arg(long, default_value_t = 450)]
         height: u32,
     },
+}
+
+/// Arguments of `ee probe`.
+#[derive(Args)]
+struct ProbeArgs {
+    /// Probes to run, comma-separated: loss, forward, step, throughput, recall, or all.
+    #[arg(long, default_value = "all")]
+    what: String,
+    /// Folder for probe.json (and the recall probe's .npy files).
+    #[arg(long)]
+    out: PathBuf,
+    /// Throughput: images per step.
+    #[arg(long, default_value_t = ProbeSettings::default().batch)]
+    batch: usize,
+    /// Throughput: image side in pixels.
+    #[arg(long, default_value_t = ProbeSettings::default().image_size)]
+    image_size: usize,
+    /// Throughput: instances per class.
+    #[arg(long, default_value_t = ProbeSettings::default().instances)]
+    instances: usize,
+    /// Throughput: untimed warm-up steps.
+    #[arg(long, default_value_t = ProbeSettings::default().warmup)]
+    warmup: usize,
+    /// Throughput: timed steps (the median is reported).
+    #[arg(long, default_value_t = ProbeSettings::default().steps)]
+    steps: usize,
+    /// Recall: number of embeddings.
+    #[arg(long, default_value_t = ProbeSettings::default().recall_n)]
+    recall_n: usize,
+    /// Recall: number of classes.
+    #[arg(long, default_value_t = ProbeSettings::default().recall_classes)]
+    recall_classes: usize,
+    /// Recall: the Ks, comma-separated.
+    #[arg(long, default_value = "1,10,100,1000", value_delimiter = ',')]
+    recall_ks: Vec<usize>,
 }
 
 /// A split of a config's dataset.
@@ -559,6 +599,31 @@ fn run(cli: Cli) -> Result<()> {
                 out.display(),
                 curves.len()
             );
+            Ok(())
+        }
+        Command::Probe(args) => {
+            let probes = if args.what == "all" {
+                Probe::ALL.to_vec()
+            } else {
+                args.what
+                    .split(',')
+                    .map(|name| Probe::parse(name.trim()))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let settings = ProbeSettings {
+                batch: args.batch,
+                image_size: args.image_size,
+                instances: args.instances,
+                warmup: args.warmup,
+                steps: args.steps,
+                recall_n: args.recall_n,
+                recall_classes: args.recall_classes,
+                recall_ks: args.recall_ks,
+            };
+            let device = open_device()?;
+            let backend = ee_cli::config::BackendName::compiled().as_str();
+            let path = write_probes::<Train>(&probes, &settings, &args.out, &device, backend)?;
+            println!("wrote {}", path.display());
             Ok(())
         }
         Command::Data {
