@@ -162,6 +162,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda or cuda:N (the GPU check times the step on CUDA)")
     p.add_argument("--json", metavar="PATH", help="also write the result")
     p.add_argument("--check-loss", action="store_true",
                    help="only check the loss gradient, then exit")
@@ -181,8 +183,9 @@ def main():
     if args.check_loss:
         sys.exit(0 if check_loss(args.n_inner_pts, args.seed) else 1)
 
-    model = EmbeddingNet(args.embed_dim)
-    images = torch.randn(args.batch, 3, args.image_size, args.image_size)
+    device = torch.device(args.device)
+    model = EmbeddingNet(args.embed_dim).to(device)
+    images = torch.randn(args.batch, 3, args.image_size, args.image_size).to(device)
     # PyTorch Adam's weight_decay is coupled L2 (added to the gradient), as
     # in the reference; the backbone's lr multiplier is 1.
     hyper = dict(lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=5e-4)
@@ -215,7 +218,7 @@ def main():
 
     median = statistics.median(times)
     line = json.dumps({
-        "framework": "pytorch", "torch": torch.__version__,
+        "framework": "pytorch", "torch": torch.__version__, "device": str(device),
         "threads": args.threads, "mode": args.mode,
         "image_size": args.image_size, "batch": args.batch,
         "instances": args.instances, "embed_dim": args.embed_dim,

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod gpu_check;
 mod parity;
 mod tch;
 
@@ -29,12 +30,13 @@ USAGE:
         Build `ee` (release; flex unless --backend says otherwise) and run `ee ARGS...`,
         e.g. `cargo xtask ee embed --checkpoint runs/demo/best.mpk --images photos/ --out g.npy`.
 
-    cargo xtask test [--backend flex|tch|wgpu]
+    cargo xtask test [--backend flex|tch|wgpu] [--quick]
         flex (default): `cargo test --workspace`, the README's test command. tch: the
         backend-generic test files (loss vs the reference port, k-NN exactness, the model,
         the trainer, weight import) and the `ee` train + resume tests on LibTorch, with the
         torch 2.9.0 venv set up as for `train --backend tch`. wgpu: the same test files on
-        burn's wgpu backend (a Vulkan driver is needed; lavapipe runs it on the CPU).
+        burn's wgpu backend (a Vulkan driver is needed; lavapipe runs it on the CPU);
+        --quick runs a subset (loss, k-NN, GoogLeNet vs torchvision, train + resume).
 
     cargo xtask fixtures
         Make the torch 2.9.0 venv (target/tch-venv, as for --backend tch) and write the
@@ -68,6 +70,16 @@ USAGE:
         synthetic points, median of N steps (default 30): ee-loss against the PyTorch port
         (xtask/baselines/loss_step.py) on the same embeddings (target/bench-loss), and
         whether the two losses agree to 1e-4 relative.
+
+    cargo xtask gpu-check [--out DIR] [--backend cuda|flex] [--run [--quick]] [--python PATH]
+        Pack a folder (default target/gpu-check, under 60 MB) that checks the CUDA build on a
+        machine with an NVIDIA GPU and PyTorch but no Rust: `ee` built for CUDA, the runner
+        gpu_check.py, PyTorch's train step, a short training config, and the CPU backend's
+        results of the same probes and run (cpu_reference.json). There, `python3
+        gpu_check.py --out results` writes results/report.json: CUDA vs CPU loss, gradients,
+        GoogLeNet forward and one train step; train-step images/s vs PyTorch (batch 128,
+        227 px); Recall@K at N = 60,502 vs torch matmul + topk; R@1 of a short training run.
+        --run runs the folder here; with --backend flex --quick, a dry run on the CPU.
 
     cargo xtask parity-train [--steps N]
         Run PyTorch's training step (xtask/baselines/parity_train.py) and ours on the same
@@ -103,6 +115,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         }
         Some(command @ ("train" | "eval")) => run_ee(command, &args[1..]),
         Some("bench") => bench::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        Some("gpu-check") => gpu_check::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("parity-train") => parity::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("test") => run_tests(&args[1..]),
         Some("fixtures") => {
@@ -258,18 +271,65 @@ const BACKEND_GENERIC_TESTS: &[&str] = &[
 /// The crates with `test-tch` / `test-wgpu` features.
 const BACKEND_TEST_CRATES: &[&str] = &["ee-loss", "ee-eval", "ee-model", "ee-train"];
 
-/// `cargo xtask test [--backend flex|tch|wgpu]`.
+/// `--quick` on wgpu (lavapipe, where a GoogLeNet step takes seconds): the whole loss file,
+/// the k-NN file but the host-engine scale test (a CPU-only engine, minutes on lavapipe), the
+/// model's BatchNorm / train-eval / gradient / GoogLeNet-vs-torchvision tests, the import of a
+/// PyTorch embedding model, and the trainer's run + exact resume. Test names, passed as
+/// filters to one `cargo test` over the same test files as the full run (another selection
+/// of test targets would resolve other features and rebuild burn).
+const WGPU_QUICK: &[&str] = &[
+    // hphn_reference: all of it.
+    "matches_the_reference_on_random_batches",
+    "tie_rule_when_the_hardest_negative_is_a_synthetic_point",
+    "reference_default_margin_and_mean_reduction",
+    "without_expansion_it_is_plain_batch_hard_triplet",
+    "twin_synthetic_points_give_bit_identical_distances_at_full_size",
+    "expansion_layout_and_interpolation",
+    "bad_batches_and_parameters_are_clear_errors",
+    // brute_force, but host_engine_tiles_equal_brute_force_at_scale.
+    "self_mode_metrics_equal_brute_force",
+    "query_gallery_metrics_equal_brute_force",
+    "neighbours_equal_brute_force_rankings_including_ties",
+    "chunked_and_unchunked_neighbours_are_identical",
+    "query_gallery_with_the_same_set_retrieves_the_query_itself",
+    // model
+    "batchnorm_uses_batch_statistics_in_training_and_running_ones_in_eval",
+    "full_model_train_mode_depends_on_the_batch_and_eval_does_not",
+    "gradients_split_between_backbone_and_head",
+    "googlenet_matches_torchvision",
+    // weights
+    "a_pytorch_embedding_model_loads_backbone_and_transposed_head",
+    // trainer
+    "trains_a_small_cnn_and_writes_the_run",
+    "resume_continues_exactly",
+];
+
+/// `cargo xtask test [--backend flex|tch|wgpu] [--quick]`.
 fn run_tests(args: &[String]) -> Result<ExitCode, String> {
-    let backend = match args {
-        [] => "flex",
-        [flag, name] if flag == "--backend" => match name.as_str() {
-            "flex" | "cpu" => "flex",
-            "tch" | "libtorch" => "tch",
-            "wgpu" => "wgpu",
-            other => return Err(format!("unknown test backend `{other}`: flex, tch or wgpu")),
-        },
-        _ => return Err("usage: cargo xtask test [--backend flex|tch|wgpu]".into()),
-    };
+    const USAGE: &str = "usage: cargo xtask test [--backend flex|tch|wgpu] [--quick]";
+    let mut backend = "flex";
+    let mut quick = false;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--backend" => {
+                backend = match rest.next().map(String::as_str) {
+                    Some("flex" | "cpu") => "flex",
+                    Some("tch" | "libtorch") => "tch",
+                    Some("wgpu") => "wgpu",
+                    Some(other) => {
+                        return Err(format!("unknown test backend `{other}`: flex, tch or wgpu"))
+                    }
+                    None => return Err(USAGE.into()),
+                }
+            }
+            "--quick" => quick = true,
+            _ => return Err(USAGE.into()),
+        }
+    }
+    if quick && backend != "wgpu" {
+        return Err("--quick is for --backend wgpu (lavapipe)".into());
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let env = if backend == "tch" {
         let env = tch::ensure()?;
@@ -285,33 +345,42 @@ fn run_tests(args: &[String]) -> Result<ExitCode, String> {
     if backend == "tch" {
         features.push("ee-cli/tch".into());
     }
+    let with_features = || -> Vec<String> {
+        vec![
+            "--workspace".into(),
+            "--features".into(),
+            features.join(","),
+        ]
+    };
     // The same package selection as `cargo test --workspace`, so that the dependencies
     // built for it are reused.
     let mut runs: Vec<Vec<String>> = Vec::new();
     if backend == "flex" {
         runs.push(vec!["--workspace".into()]);
     } else {
-        let mut generic = vec![
-            "--workspace".into(),
-            "--features".into(),
-            features.join(","),
-        ];
+        let mut generic = with_features();
         for name in BACKEND_GENERIC_TESTS {
             generic.extend(["--test".to_string(), name.to_string()]);
+        }
+        if quick {
+            generic.push("--".into());
+            generic.extend(WGPU_QUICK.iter().map(|name| name.to_string()));
         }
         runs.push(generic);
         if backend == "tch" {
             // `ee` itself on LibTorch: a short training run, and an exact resume.
-            runs.push(vec![
-                "--workspace".into(),
-                "--features".into(),
-                features.join(","),
-                "--test".into(),
-                "cli".into(),
-                "--".into(),
-                "train_writes_the_run_directory".into(),
-                "resume_continues_exactly".into(),
-            ]);
+            let mut cli = with_features();
+            cli.extend(
+                [
+                    "--test",
+                    "cli",
+                    "--",
+                    "train_writes_the_run_directory",
+                    "resume_continues_exactly",
+                ]
+                .map(String::from),
+            );
+            runs.push(cli);
         }
     }
     for run in runs {
@@ -322,9 +391,11 @@ fn run_tests(args: &[String]) -> Result<ExitCode, String> {
         }
         command.arg("test").args(&run);
         eprintln!("== cargo test {}", run.join(" "));
+        let start = std::time::Instant::now();
         let status = command
             .status()
             .map_err(|e| format!("could not run cargo: {e}"))?;
+        eprintln!("== {:.0} s", start.elapsed().as_secs_f64());
         if !status.success() {
             return Ok(ExitCode::FAILURE);
         }
