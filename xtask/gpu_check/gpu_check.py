@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """GPU check: the packed `ee` (built for CUDA) against the CPU backend and PyTorch.
 
-Made by `cargo xtask gpu-check` together with `ee`, `train_step.py`,
+Made by `cargo xtask gpu-check` together with `ee.xz` (unpacked to `ee` on
+first use), `train_step.py`,
 `gpu_train.toml` and `cpu_reference.json` (the same probes and training run on
 the CPU backend, computed where the folder was packed). Needs Python 3 with
 PyTorch (CUDA) and numpy; no Rust toolchain. Writes one JSON report:
@@ -165,6 +166,13 @@ def main():
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     ee = os.path.join(HERE, "ee")
+    if not os.path.exists(ee):
+        # Packed xz-compressed (the stripped CUDA binary is ~63 MB); unpack once.
+        import lzma
+        with lzma.open(ee + ".xz") as packed, open(ee + ".tmp", "wb") as unpacked:
+            unpacked.write(packed.read())
+        os.chmod(ee + ".tmp", 0o755)
+        os.replace(ee + ".tmp", ee)
     with open(os.path.join(HERE, "cpu_reference.json")) as f:
         reference = json.load(f)
     env_threads = {"RAYON_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}

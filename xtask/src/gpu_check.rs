@@ -1,10 +1,10 @@
 //! `cargo xtask gpu-check`: packs a folder that checks the CUDA build on a machine with an
 //! NVIDIA GPU and PyTorch but no Rust toolchain.
 //!
-//! The folder (default `target/gpu-check`, under 60 MB) holds `ee` built for CUDA (release,
-//! stripped), `gpu_check.py` (the runner, `xtask/gpu_check/`), `train_step.py` (PyTorch's
-//! train step, `xtask/baselines/`), `gpu_train.toml` (a short synthetic training run) and
-//! `cpu_reference.json`: the same probes (`ee probe`) and training run computed here on the
+//! The folder (default `target/gpu-check`, under 60 MB) holds `ee.xz`: `ee` built for CUDA
+//! (release, stripped, xz-compressed), `gpu_check.py` (the runner, `xtask/gpu_check/`),
+//! `train_step.py` (PyTorch's train step, `xtask/baselines/`), `gpu_train.toml` (a short
+//! synthetic training run) and `cpu_reference.json`: the same probes (`ee probe`) and training run computed here on the
 //! CPU backend, which the GPU side is compared with. `--run` then runs the folder here (with
 //! `--backend flex`, a dry run of the whole thing on the CPU; `--quick` for small sizes).
 
@@ -152,19 +152,6 @@ fn cpu_reference(work: &Path, packed_backend: &str) -> Result<serde_json::Value,
     Ok(reference)
 }
 
-fn folder_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(m) if m.is_dir() => folder_bytes(&entry.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 const FOLDER_README: &str = "\
 GPU check of embedding-expansion, packed by `cargo xtask gpu-check`.
 
@@ -203,12 +190,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if Command::new("strip").arg(&ee).status().is_err() {
         eprintln!("warning: `strip` not found; the binary keeps its symbols");
     }
+    // The stripped CUDA binary alone is ~63 MB: pack it as ee.xz, which gpu_check.py
+    // unpacks on first use (Python's lzma; nothing to install).
+    check(
+        Command::new("xz").args(["-6", "-T0", "-f"]).arg(&ee),
+        "xz (Debian: apt install xz-utils)",
+    )?;
     for (from, to) in FILES {
         std::fs::copy(from, out.join(to)).map_err(|e| format!("copying {from}: {e}"))?;
     }
     std::fs::write(out.join("README.txt"), FOLDER_README)
         .map_err(|e| format!("{}: {e}", out.display()))?;
-    let bytes = folder_bytes(out);
+    let bytes = crate::tch::folder_size(out);
     eprintln!(
         "packed {} ({:.1} MB; ee built for {})",
         out.display(),

@@ -210,7 +210,7 @@ pub fn ensure_googlenet_fixture(env: &TchEnv) -> Result<PathBuf, String> {
 }
 
 /// Bytes under `dir` (files only; symlinks not followed).
-fn folder_size(dir: &Path) -> u64 {
+pub(crate) fn folder_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
