@@ -4,7 +4,7 @@
 //! builds the `ee` binary in release mode with the chosen backend's cargo feature and runs
 //! `ee train`. The backend defaults to the config's `run.backend`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
@@ -234,9 +234,14 @@ fn run_ee(command: &str, args: &[String]) -> Result<ExitCode, String> {
 fn cargo_run_ee(backend: &str, args: &[String]) -> Result<ExitCode, String> {
     eprintln!("building ee (release, backend {backend}) ...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = Command::new(&cargo);
     if backend == "tch" {
-        tch::ensure()?.apply(&mut command);
+        let env = tch::ensure()?;
+        env.apply(&mut command);
+        // `ee-tch` beside `ee`: starts this LibTorch build without cargo, or says in one line
+        // why it cannot (a libtorch-linked `ee` cannot: the loader stops it first).
+        build_launcher(&cargo, &env, true)?;
+        eprintln!("(target/release/ee-tch starts this LibTorch build of ee without cargo)");
     }
     let status = command
         .args([
@@ -256,6 +261,60 @@ fn cargo_run_ee(backend: &str, args: &[String]) -> Result<ExitCode, String> {
         Some(code) => ExitCode::from(code.clamp(1, 255) as u8),
         None => ExitCode::FAILURE,
     })
+}
+
+/// Builds the `ee-tch` launcher (a package without dependencies: nothing of the workspace's
+/// build is re-resolved).
+fn build_launcher(cargo: &str, env: &tch::TchEnv, release: bool) -> Result<(), String> {
+    let mut command = Command::new(cargo);
+    env.apply(&mut command)
+        .args(["build", "--quiet", "--package", "ee-tch-launcher"]);
+    if release {
+        command.arg("--release");
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the ee-tch launcher failed".into());
+    }
+    Ok(())
+}
+
+/// `ee` on LibTorch started through `target/debug/ee-tch` with no library path set: the
+/// launcher must find the workspace venv's torch 2.9.0 and hand over to the LibTorch `ee`
+/// that the `cli` tests built, which must then compute (the loss probe, written as JSON).
+fn check_launcher(cargo: &str, env: &tch::TchEnv) -> Result<(), String> {
+    build_launcher(cargo, env, false)?;
+    let out_dir = PathBuf::from("target/tch-launcher-check");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    eprintln!("== target/debug/ee-tch probe --what loss (no LD_LIBRARY_PATH)");
+    let output = Command::new("target/debug/ee-tch")
+        .args(["probe", "--what", "loss", "--out"])
+        .arg(&out_dir)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LIBTORCH")
+        .env_remove("EE_LIBTORCH_LIB")
+        .env_remove("EE_TCH_BINARY")
+        .env("EE_TCH_VENV", &env.venv)
+        .output()
+        .map_err(|e| format!("could not run target/debug/ee-tch: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "ee-tch probe failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let report = std::fs::read_to_string(out_dir.join("probe.json"))
+        .map_err(|e| format!("ee-tch probe wrote no {}/probe.json: {e}", out_dir.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&report)
+        .map_err(|e| format!("{}/probe.json: {e}", out_dir.display()))?;
+    if json["backend"] != "tch" || json["probes"]["loss"].is_null() {
+        return Err(format!("ee-tch probe did not compute the loss on tch: {report}"));
+    }
+    eprintln!("== ee-tch started ee on LibTorch");
+    Ok(())
 }
 
 /// The test files that take their backend from a `test-<backend>` feature (loss against the
@@ -399,6 +458,9 @@ fn run_tests(args: &[String]) -> Result<ExitCode, String> {
         if !status.success() {
             return Ok(ExitCode::FAILURE);
         }
+    }
+    if let Some(env) = &env {
+        check_launcher(&cargo, env)?;
     }
     Ok(ExitCode::SUCCESS)
 }
