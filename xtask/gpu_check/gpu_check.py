@@ -18,6 +18,11 @@ PyTorch (CUDA) and numpy; no Rust toolchain. Writes one JSON report:
 4. A short training run on synthetic data (`ee train gpu_train.toml`): R@1 per
    evaluation, against the CPU backend's run of the same config.
 
+With `ee-tch.xz` in the folder (`cargo xtask gpu-check --with-tch`), 1 and 2
+also run on LibTorch (`ee` built with burn-tch), through this machine's own
+torch `lib/` folder when its PyTorch is the torch it was built against
+(2.9.0); otherwise that part is skipped and the report says why.
+
 `--quick` shrinks 2 and 3 (and the run) for a dry run of the whole folder on a
 CPU build. Every step has a time limit; a step that fails is recorded with its
 error and the others still run.
@@ -45,13 +50,13 @@ TOLERANCE = {
 }
 
 
-def run(command, timeout, log_path):
+def run(command, timeout, log_path, env=None):
     """Runs `command`, its output going to `log_path`; (ok, seconds, tail)."""
     start = time.perf_counter()
     with open(log_path, "w") as log:
         try:
             done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=timeout, cwd=HERE)
+                                  timeout=timeout, cwd=HERE, env=env)
             ok = done.returncode == 0
             why = None if ok else f"exit code {done.returncode}"
         except subprocess.TimeoutExpired:
@@ -142,6 +147,65 @@ def torch_recall(embeddings_path, labels_path, ks, device):
     }
 
 
+def unpack(path):
+    """`path` from `path`.xz (packed xz-compressed: the stripped CUDA binary is
+    ~63 MB), once; True if `path` is there."""
+    if not os.path.exists(path):
+        if not os.path.exists(path + ".xz"):
+            return False
+        import lzma
+        with lzma.open(path + ".xz") as packed, open(path + ".tmp", "wb") as unpacked:
+            unpacked.write(packed.read())
+        os.chmod(path + ".tmp", 0o755)
+        os.replace(path + ".tmp", path)
+    return True
+
+
+def libtorch_part(out, reference, shape, torch_ips):
+    """Probes and train step of `ee-tch` (LibTorch) on this machine's torch.
+    Returns the report's `tch` entry: skipped (with why) unless the torch here
+    is the version ee-tch was built against."""
+    ee_tch = os.path.join(HERE, "ee-tch")
+    if not unpack(ee_tch):
+        return {"skipped": "not packed (cargo xtask gpu-check --with-tch)"}
+    try:
+        import torch
+    except ImportError as error:
+        return {"skipped": f"PyTorch not importable: {error}"}
+    wanted = reference.get("tch_torch_version", "2.9.0")
+    have = torch.__version__.split("+")[0]
+    if have != wanted:
+        return {"skipped": f"torch {torch.__version__} here; ee-tch was built against "
+                           f"libtorch {wanted} and cannot load another"}
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        [lib] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
+    result = {"torch": torch.__version__, "lib": lib}
+    probe_dir = os.path.join(out, "tch_probe")
+    ok, _, (why, tail) = run([ee_tch, "probe", "--what", "loss,forward,step", "--out",
+                              probe_dir], 600, os.path.join(out, "tch_probe.log"), env)
+    if ok:
+        with open(os.path.join(probe_dir, "probe.json")) as f:
+            ours = json.load(f)
+        result["device"] = ours["device"]
+        result["against_cpu"] = compare_probes(ours["probes"], reference["probes"])
+    else:
+        result["against_cpu"] = {"error": why, "log": tail}
+    thr_dir = os.path.join(out, "tch_throughput")
+    ok, _, (why, tail) = run([ee_tch, "probe", "--what", "throughput", "--out", thr_dir]
+                             + shape, 600, os.path.join(out, "tch_throughput.log"), env)
+    if ok:
+        with open(os.path.join(thr_dir, "probe.json")) as f:
+            result["throughput"] = json.load(f)["probes"]["throughput"]
+        tch_ips = result["throughput"].get("images_per_second")
+        if tch_ips and torch_ips:
+            result["pytorch_over_tch"] = torch_ips / tch_ips
+    else:
+        result["throughput"] = {"error": why, "log": tail}
+    return result
+
+
 def recall_curve(metrics_path):
     """[(epoch, R@1)] of the test-split evaluations in a run's metrics.jsonl."""
     curve = []
@@ -166,13 +230,8 @@ def main():
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     ee = os.path.join(HERE, "ee")
-    if not os.path.exists(ee):
-        # Packed xz-compressed (the stripped CUDA binary is ~63 MB); unpack once.
-        import lzma
-        with lzma.open(ee + ".xz") as packed, open(ee + ".tmp", "wb") as unpacked:
-            unpacked.write(packed.read())
-        os.chmod(ee + ".tmp", 0o755)
-        os.replace(ee + ".tmp", ee)
+    if not unpack(ee):
+        sys.exit(f"{ee}.xz is missing: pack the folder again with cargo xtask gpu-check")
     with open(os.path.join(HERE, "cpu_reference.json")) as f:
         reference = json.load(f)
     env_threads = {"RAYON_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
@@ -252,6 +311,13 @@ def main():
     report["throughput"] = throughput
     save()
 
+    # 2b. The same probes and step on LibTorch, when packed and loadable here.
+    print("== 2b/4 LibTorch (ee-tch): probes and train step, if packed")
+    report["tch"] = libtorch_part(out, reference, shape, torch_ips)
+    if "skipped" in report["tch"]:
+        print(f"  skipped: {report['tch']['skipped']}")
+    save()
+
     # 3. Recall@K at scale against matmul + topk.
     n, classes, ks = (8131, 98, [1, 10, 100]) if args.quick else (60502, 11316, [1, 10, 100, 1000])
     print(f"== 3/4 Recall@K at N = {n}, D = 512: ee and PyTorch matmul + topk")
@@ -315,6 +381,9 @@ def main():
         "recall_matches_pytorch": recall.get("pass"),
         "ee_over_pytorch_recall_seconds": recall.get("ee_over_pytorch_seconds"),
         "training_r1_rising": training.get("rising"),
+        "tch_against_cpu": report["tch"].get("against_cpu", {}).get("pass"),
+        "pytorch_over_tch_images_per_second": report["tch"].get("pytorch_over_tch"),
+        "tch_skipped": report["tch"].get("skipped"),
     }
     report["summary"] = summary
     save()

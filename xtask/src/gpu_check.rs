@@ -5,8 +5,11 @@
 //! (release, stripped, xz-compressed), `gpu_check.py` (the runner, `xtask/gpu_check/`),
 //! `train_step.py` (PyTorch's train step, `xtask/baselines/`), `gpu_train.toml` (a short
 //! synthetic training run) and `cpu_reference.json`: the same probes (`ee probe`) and training run computed here on the
-//! CPU backend, which the GPU side is compared with. `--run` then runs the folder here (with
-//! `--backend flex`, a dry run of the whole thing on the CPU; `--quick` for small sizes).
+//! CPU backend, which the GPU side is compared with. `--with-tch` adds `ee-tch.xz`, `ee` built
+//! for LibTorch: it runs the same probes and train step on the GPU machine's own libtorch
+//! when that machine's PyTorch is torch 2.9.0 (the version it is built against), and is
+//! skipped, saying why, otherwise. `--run` then runs the folder here (with `--backend flex`,
+//! a dry run of the whole thing on the CPU; `--quick` for small sizes).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,12 +25,14 @@ const FILES: &[(&str, &str)] = &[
     ("xtask/baselines/train_step.py", "train_step.py"),
 ];
 
+#[derive(Debug)]
 struct Options {
     out: PathBuf,
     backend: String,
     run: bool,
     quick: bool,
     python: Option<PathBuf>,
+    with_tch: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -37,6 +42,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         run: false,
         quick: false,
         python: None,
+        with_tch: false,
     };
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -56,11 +62,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--run" => options.run = true,
             "--quick" => options.quick = true,
+            "--with-tch" => options.with_tch = true,
             "--python" => options.python = Some(PathBuf::from(value()?)),
             other => {
                 return Err(format!(
                     "unknown argument `{other}`: cargo xtask gpu-check [--out DIR] \
-                     [--backend cuda|flex] [--run [--quick]] [--python PATH]"
+                     [--backend cuda|flex] [--with-tch] [--run [--quick]] [--python PATH]"
                 ))
             }
         }
@@ -72,7 +79,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
 fn build_ee(backend: &str, to: &Path) -> Result<(), String> {
     eprintln!("building ee (release, backend {backend}) ...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if backend == "tch" {
+        // Against the venv's torch 2.9.0 (made with pip on first use).
+        crate::tch::ensure()?.apply(&mut command);
+    }
+    let status = command
         .args(["build", "--release", "--quiet", "--package", "ee-cli"])
         .args([
             "--no-default-features",
@@ -90,6 +102,21 @@ fn build_ee(backend: &str, to: &Path) -> Result<(), String> {
     std::fs::copy(built, to)
         .map_err(|e| format!("copying {} to {}: {e}", built.display(), to.display()))?;
     Ok(())
+}
+
+/// Builds `ee` for `backend` at `to`, strips it and compresses it to `to`.xz.
+fn pack_ee(backend: &str, to: &Path) -> Result<(), String> {
+    build_ee(backend, to)?;
+    // Debug symbols are most of the binary; the folder must stay small.
+    if Command::new("strip").arg(to).status().is_err() {
+        eprintln!("warning: `strip` not found; the binary keeps its symbols");
+    }
+    // The stripped CUDA binary alone is ~63 MB: pack it xz-compressed; gpu_check.py
+    // unpacks it on first use (Python's lzma; nothing to install).
+    check(
+        Command::new("xz").args(["-6", "-T0", "-f"]).arg(to),
+        "xz (Debian: apt install xz-utils)",
+    )
 }
 
 /// Runs `command`, failing with `what` and its exit status.
@@ -149,6 +176,8 @@ fn cpu_reference(work: &Path, packed_backend: &str) -> Result<serde_json::Value,
         .collect();
     reference["train_recall1"] = serde_json::Value::Array(curve);
     reference["packed_backend"] = packed_backend.into();
+    // The libtorch `ee-tch` (if packed) needs on the GPU machine.
+    reference["tch_torch_version"] = crate::tch::TORCH_VERSION.into();
     Ok(reference)
 }
 
@@ -164,6 +193,8 @@ It writes results/report.json (and a log per step): CUDA against the CPU backend
 (cpu_reference.json), train-step images/s against PyTorch (train_step.py), Recall@K at
 N = 60,502 against torch matmul + topk, and a short training run (gpu_train.toml; the
 synthetic data is written to data/synth here on first use). About 5 minutes on one GPU.
+With ee-tch.xz (packed with --with-tch) and torch 2.9.0 on the machine, it also runs the
+probes and the train step on LibTorch (burn-tch), through that torch's lib/ folder.
 ";
 
 /// `cargo xtask gpu-check [--out DIR] [--backend cuda|flex] [--run [--quick]] [--python P]`.
@@ -184,18 +215,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     std::fs::write(&reference_path, reference.to_string())
         .map_err(|e| format!("{}: {e}", reference_path.display()))?;
 
-    let ee = out.join("ee");
-    build_ee(&options.backend, &ee)?;
-    // Debug symbols are most of the binary; the folder must stay small.
-    if Command::new("strip").arg(&ee).status().is_err() {
-        eprintln!("warning: `strip` not found; the binary keeps its symbols");
+    pack_ee(&options.backend, &out.join("ee"))?;
+    if options.with_tch {
+        // LibTorch's `ee`: run on the GPU machine against its own PyTorch's libtorch when
+        // that is torch 2.9.0 (libtorch itself is far too big to pack).
+        pack_ee("tch", &out.join("ee-tch"))?;
     }
-    // The stripped CUDA binary alone is ~63 MB: pack it as ee.xz, which gpu_check.py
-    // unpacks on first use (Python's lzma; nothing to install).
-    check(
-        Command::new("xz").args(["-6", "-T0", "-f"]).arg(&ee),
-        "xz (Debian: apt install xz-utils)",
-    )?;
     for (from, to) in FILES {
         std::fs::copy(from, out.join(to)).map_err(|e| format!("copying {from}: {e}"))?;
     }
@@ -203,10 +228,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", out.display()))?;
     let bytes = crate::tch::folder_size(out);
     eprintln!(
-        "packed {} ({:.1} MB; ee built for {})",
+        "packed {} ({:.1} MB; ee built for {}{})",
         out.display(),
         bytes as f64 / 1e6,
-        options.backend
+        options.backend,
+        if options.with_tch { ", and ee-tch for LibTorch" } else { "" }
     );
     if bytes > MAX_BYTES {
         return Err(format!(
@@ -243,4 +269,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse() {
+        let args: Vec<String> = ["--backend", "cpu", "--with-tch", "--run", "--quick"]
+            .map(String::from)
+            .to_vec();
+        let options = parse(&args).unwrap();
+        assert_eq!(options.backend, "flex");
+        assert!(options.with_tch && options.run && options.quick);
+        assert_eq!(options.out, PathBuf::from(DEFAULT_OUT));
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.backend, "cuda");
+        assert!(!defaults.with_tch);
+        assert!(parse(&["--backend".into(), "tpu".into()]).is_err());
+        assert!(parse(&["--out".into()]).unwrap_err().contains("--out"));
+    }
 }
