@@ -132,7 +132,8 @@ fn workspace_venv(env: &Env) -> PathBuf {
 /// torch's `lib/` inside a venv (`lib/python3.*/site-packages/torch/lib`).
 fn venv_torch_lib(venv: &Path) -> Result<PathBuf, String> {
     let lib = venv.join("lib");
-    let entries = std::fs::read_dir(&lib).map_err(|_| format!("{}: no such venv", venv.display()))?;
+    let entries =
+        std::fs::read_dir(&lib).map_err(|_| format!("{}: no such venv", venv.display()))?;
     let mut pythons: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -308,10 +309,16 @@ mod tests {
     #[test]
     fn reads_pip_and_libtorch_zip_versions() {
         let pip = fake_torch(Some("2.9.0+cu128"));
-        assert_eq!(version_of(&pip.path().join("lib")).as_deref(), Some("2.9.0"));
+        assert_eq!(
+            version_of(&pip.path().join("lib")).as_deref(),
+            Some("2.9.0")
+        );
         let zip = fake_torch(None);
         std::fs::write(zip.path().join("build-version"), "2.9.0+cpu\n").unwrap();
-        assert_eq!(version_of(&zip.path().join("lib")).as_deref(), Some("2.9.0"));
+        assert_eq!(
+            version_of(&zip.path().join("lib")).as_deref(),
+            Some("2.9.0")
+        );
         let none = fake_torch(None);
         assert_eq!(version_of(&none.path().join("lib")), None);
     }
@@ -333,7 +340,10 @@ mod tests {
             old.path().join("lib").as_os_str(),
         )]))
         .unwrap_err();
-        assert!(err.contains("EE_LIBTORCH_LIB") && err.contains("2.4.1") && err.contains("2.9.0"), "{err}");
+        assert!(
+            err.contains("EE_LIBTORCH_LIB") && err.contains("2.4.1") && err.contains("2.9.0"),
+            "{err}"
+        );
         // A wrong EE_LIBTORCH_LIB is not rescued by a good LD_LIBRARY_PATH.
         let err = find_libtorch(&env(&[
             ("EE_LIBTORCH_LIB", old.path().as_os_str()),
@@ -346,7 +356,13 @@ mod tests {
     #[test]
     fn library_path_puts_torch_first_once() {
         let e = env(&[("LD_LIBRARY_PATH", OsStr::new("/a:/torch/lib:/b"))]);
-        assert_eq!(library_path(&e, Path::new("/torch/lib")), OsString::from("/torch/lib:/a:/b"));
-        assert_eq!(library_path(&env(&[]), Path::new("/t")), OsString::from("/t"));
+        assert_eq!(
+            library_path(&e, Path::new("/torch/lib")),
+            OsString::from("/torch/lib:/a:/b")
+        );
+        assert_eq!(
+            library_path(&env(&[]), Path::new("/t")),
+            OsString::from("/t")
+        );
     }
 }

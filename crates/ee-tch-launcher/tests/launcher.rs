@@ -77,7 +77,10 @@ fn a_torch_of_another_version_is_named() {
         .output()
         .unwrap();
     let line = one_line_error(&out);
-    assert!(line.contains("torch 2.4.1, but ee was built against 2.9.0"), "{line}");
+    assert!(
+        line.contains("torch 2.4.1, but ee was built against 2.9.0"),
+        "{line}"
+    );
 }
 
 #[test]
