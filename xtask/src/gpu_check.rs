@@ -232,7 +232,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         out.display(),
         bytes as f64 / 1e6,
         options.backend,
-        if options.with_tch { ", and ee-tch for LibTorch" } else { "" }
+        if options.with_tch {
+            ", and ee-tch for LibTorch"
+        } else {
+            ""
+        }
     );
     if bytes > MAX_BYTES {
         return Err(format!(

@@ -306,12 +306,18 @@ fn check_launcher(cargo: &str, env: &tch::TchEnv) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    let report = std::fs::read_to_string(out_dir.join("probe.json"))
-        .map_err(|e| format!("ee-tch probe wrote no {}/probe.json: {e}", out_dir.display()))?;
+    let report = std::fs::read_to_string(out_dir.join("probe.json")).map_err(|e| {
+        format!(
+            "ee-tch probe wrote no {}/probe.json: {e}",
+            out_dir.display()
+        )
+    })?;
     let json: serde_json::Value = serde_json::from_str(&report)
         .map_err(|e| format!("{}/probe.json: {e}", out_dir.display()))?;
     if json["backend"] != "tch" || json["probes"]["loss"].is_null() {
-        return Err(format!("ee-tch probe did not compute the loss on tch: {report}"));
+        return Err(format!(
+            "ee-tch probe did not compute the loss on tch: {report}"
+        ));
     }
     eprintln!("== ee-tch started ee on LibTorch");
     Ok(())

@@ -5,15 +5,13 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
 
-use crate::batch_norm::batch_norm;
-use crate::conv::conv2d;
+use crate::conv::conv_bn_relu;
 use crate::error::ModelError;
 use crate::init::BackboneInit;
 use crate::pool::MaxPool2dCeil;
@@ -128,7 +126,7 @@ pub struct BasicConv2d<B: Backend> {
 impl<B: Backend> BasicConv2d<B> {
     /// `[batch, in, h, w]` -> `[batch, out, h', w']`.
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(batch_norm(&self.bn, conv2d(&self.conv, input)))
+        conv_bn_relu(&self.conv, &self.bn, input)
     }
 }
 

@@ -93,7 +93,7 @@ mod weights;
 
 pub use backbone::{Backbone, BackboneKind};
 pub use batch_norm::batch_norm;
-pub use conv::conv2d;
+pub use conv::{conv2d, conv_bn_relu};
 pub use error::ModelError;
 pub use googlenet::{
     apply_transform_input, BasicConv2d, BasicConv2dConfig, GoogLeNet, GoogLeNetConfig, Inception,

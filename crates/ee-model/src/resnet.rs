@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::batch_norm::batch_norm;
-use crate::conv::conv2d;
+use crate::conv::{conv2d, conv_bn_relu};
 use crate::error::ModelError;
 use crate::init::BackboneInit;
 use crate::pool::MaxPool2dCeil;
@@ -196,8 +196,8 @@ impl<B: Backend> Bottleneck<B> {
             Some((conv, bn)) => batch_norm(bn, conv2d(conv, input.clone())),
             None => input.clone(),
         };
-        let x = relu(batch_norm(&self.bn1, conv2d(&self.conv1, input)));
-        let x = relu(batch_norm(&self.bn2, conv2d(&self.conv2, x)));
+        let x = conv_bn_relu(&self.conv1, &self.bn1, input);
+        let x = conv_bn_relu(&self.conv2, &self.bn2, x);
         let x = batch_norm(&self.bn3, conv2d(&self.conv3, x));
         relu(x + shortcut)
     }
@@ -239,7 +239,7 @@ impl<B: Backend> ResNet50<B> {
     /// # Panics
     /// When the input does not have 3 channels (see [`ResNet50::check_input`]).
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = relu(batch_norm(&self.bn1, conv2d(&self.conv1, images)));
+        let x = conv_bn_relu(&self.conv1, &self.bn1, images);
         let x = self.maxpool.forward(x);
         [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()

@@ -4,16 +4,15 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::conv_bn_relu;
 use crate::error::ModelError;
 use crate::init::BackboneInit;
 use crate::pool::MaxPool2dCeil;
-use crate::{batch_norm, conv2d};
 
 /// Channels of the [`SmallCnn`]'s four blocks; the last is its feature size.
 pub const SMALL_CNN_CHANNELS: [usize; 4] = [32, 64, 128, 256];
@@ -54,8 +53,7 @@ impl<B: Backend> ConvBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.pool
-            .forward(relu(batch_norm(&self.bn, conv2d(&self.conv, x))))
+        self.pool.forward(conv_bn_relu(&self.conv, &self.bn, x))
     }
 }
 

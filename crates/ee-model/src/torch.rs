@@ -7,7 +7,9 @@
 //! the CPU. Here each such layer is one burn autodiff node: its forward runs under torch's
 //! autograd, on leaves that require a gradient exactly where burn tracks one, and its
 //! backward asks torch's autograd for those gradients (PyTorch's `convolution_backward` and
-//! `native_batch_norm_backward`: oneDNN / cuDNN). Other backends get their inputs back.
+//! `native_batch_norm_backward`: oneDNN / cuDNN). torchvision's `BasicConv2d` (convolution,
+//! BatchNorm, ReLU) in training mode is one such node for all three layers. Other backends get
+//! their inputs back.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -40,9 +42,14 @@ impl<const N: usize> Backward<LibTorch, N> for TorchNode<N> {
     ) {
         let dy = grads.consume::<LibTorch>(&ops.node);
         let (leaves, output) = ops.state;
-        // d(sum(output * dy)) / d(inputs) is the layer's backward applied to dy.
+        // d(output . dy) / d(inputs) is the layer's backward applied to dy. A dot product of
+        // the flattened tensors: one pass, no full-size temporary (`sum(output * dy)` made one
+        // and a second full-size product in its backward).
         let kind = output.tensor.kind();
-        let seeded = (&output.tensor * dy.tensor.to_kind(kind)).sum(kind);
+        let seeded = output
+            .tensor
+            .flatten(0, -1)
+            .dot(&dy.tensor.to_kind(kind).flatten(0, -1));
         let wanted: Vec<usize> = (0..N).filter(|&i| ops.parents[i].is_some()).collect();
         let inputs: Vec<&tch::Tensor> = wanted.iter().map(|&i| &leaves[i].tensor).collect();
         let found = tch::Tensor::run_backward(&[seeded], &inputs, false, false);
@@ -159,29 +166,52 @@ pub(crate) fn try_batch_norm_train<B: Backend>(
     let input = cast::<_, Tensor<Ad, 4>>(input)?;
     let gamma = cast::<_, Tensor<Ad, 1>>(layer.gamma.val()).expect("B is Autodiff<LibTorch>");
     let beta = cast::<_, Tensor<Ad, 1>>(layer.beta.val()).expect("B is Autodiff<LibTorch>");
-    let x = primitive(input);
-    // The batch statistics for the running update, outside any graph.
-    let (mean, var) = tch::no_grad(|| {
-        let t = &x.primitive.tensor;
-        let kind = t.kind();
-        (
-            t.mean_dim([0i64, 2, 3].as_slice(), false, kind),
-            t.var_correction([0i64, 2, 3].as_slice(), 0, false),
-        )
-    });
     let epsilon = layer.epsilon;
-    let output = apply([x, primitive(gamma), primitive(beta)], |t| {
-        t[0].batch_norm(
-            Some(&t[1]),
-            Some(&t[2]),
-            None,
-            None,
-            true,
-            0.0,
-            epsilon,
-            true,
-        )
+    let stats = std::cell::RefCell::new(None);
+    let output = apply([primitive(input), primitive(gamma), primitive(beta)], |t| {
+        let (y, batch) = batch_norm_with_stats(&t[0], &t[1], &t[2], epsilon);
+        *stats.borrow_mut() = Some(batch);
+        y
     });
+    let (mean, var) = stats.into_inner().expect("forward ran");
+    update_running(layer, mean, var);
+    Ok(cast(tensor::<4>(output)).expect("B is Autodiff<LibTorch>"))
+}
+
+/// Training-mode `batch_norm(x)` and the batch's per-channel mean and biased variance.
+///
+/// The statistics come from torch's own pass over `x`: running buffers with momentum 1 end up
+/// holding the batch mean and the unbiased variance, which is scaled back by `(n - 1) / n`
+/// (a separate `var` was a second, Welford pass in f64 over every activation).
+fn batch_norm_with_stats(
+    x: &tch::Tensor,
+    gamma: &tch::Tensor,
+    beta: &tch::Tensor,
+    epsilon: f64,
+) -> (tch::Tensor, (tch::Tensor, tch::Tensor)) {
+    let size = x.size();
+    let options = (x.kind(), x.device());
+    let mean = tch::Tensor::zeros([size[1]], options);
+    let var = tch::Tensor::zeros([size[1]], options);
+    let y = x.batch_norm(
+        Some(gamma),
+        Some(beta),
+        Some(&mean),
+        Some(&var),
+        true,
+        1.0,
+        epsilon,
+        true,
+    );
+    let n = size[0] * size[2] * size[3];
+    // New tensors: torch's graph saved the buffers, and burn updates tensors it solely owns
+    // in place (a changed saved tensor fails torch's backward).
+    let (mean, biased) = tch::no_grad(|| (mean.copy(), var * ((n - 1) as f64 / n as f64)));
+    (y, (mean, biased))
+}
+
+/// burn's running update: `running * (1 - momentum) + batch * momentum`, outside any graph.
+fn update_running<B: Backend>(layer: &BatchNorm<B>, mean: tch::Tensor, var: tch::Tensor) {
     let momentum = layer.momentum;
     let update = |running: Tensor<B, 1>, batch: tch::Tensor| {
         let batch =
@@ -199,6 +229,55 @@ pub(crate) fn try_batch_norm_train<B: Backend>(
     layer
         .running_var
         .update(update(layer.running_var.value_sync(), var));
+}
+
+/// `relu(batch_norm(conv2d(input)))` in training mode (torchvision's `BasicConv2d`) as one
+/// autodiff node with torch's backward when `B` is `Autodiff<LibTorch>`, the convolution has
+/// no bias and torch's `conv2d` can express it: the convolution's output and the BatchNorm's
+/// never become burn tensors, and ReLU's backward is torch's one `threshold_backward` instead
+/// of burn's comparison + masked fill. The running statistics are updated as
+/// [`try_batch_norm_train`] does. Otherwise the input comes back.
+pub(crate) fn try_conv_bn_relu_train<B: Backend>(
+    conv: &Conv2d<B>,
+    bn: &BatchNorm<B>,
+    input: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let Some(settings) = TorchConv::of(conv).filter(|_| conv.bias.is_none()) else {
+        return Err(input);
+    };
+    let input = cast::<_, Tensor<Ad, 4>>(input)?;
+    let param = |t: Tensor<B, 4>| cast::<_, Tensor<Ad, 4>>(t).expect("B is Autodiff<LibTorch>");
+    let param1 = |t: Tensor<B, 1>| cast::<_, Tensor<Ad, 1>>(t).expect("B is Autodiff<LibTorch>");
+    let weight = param(conv.weight.val());
+    let (gamma, beta) = (param1(bn.gamma.val()), param1(bn.beta.val()));
+    let epsilon = bn.epsilon;
+    // The batch statistics of the convolution's output, for the running update.
+    let stats = std::cell::RefCell::new(None);
+    let output = apply(
+        [
+            primitive(input),
+            primitive(weight),
+            primitive(gamma),
+            primitive(beta),
+        ],
+        |t| {
+            let y = t[0].conv2d(
+                &t[1],
+                None::<tch::Tensor>,
+                settings.stride,
+                settings.padding,
+                settings.dilation,
+                1,
+            );
+            let (mut z, batch) = batch_norm_with_stats(&y, &t[2], &t[3], epsilon);
+            *stats.borrow_mut() = Some(batch);
+            // In place, as torchvision's `relu(inplace=True)`: BatchNorm's backward needs its
+            // input and statistics, not its output.
+            z.relu_()
+        },
+    );
+    let (mean, var) = stats.into_inner().expect("forward ran");
+    update_running(bn, mean, var);
     Ok(cast(tensor::<4>(output)).expect("B is Autodiff<LibTorch>"))
 }
 

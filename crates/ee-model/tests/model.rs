@@ -587,3 +587,86 @@ fn conv2d_gradients_equal_burns_own_convolution() {
         }
     }
 }
+
+#[test]
+fn conv_bn_relu_equals_its_three_layers() {
+    // ee_model::conv_bn_relu is one autodiff node on tch in training mode (torch's backward
+    // for all three layers); here against conv2d, batch_norm and relu called one by one:
+    // outputs, all four gradients, and the running statistics it updates.
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, PaddingConfig2d};
+    use burn::tensor::activation::relu;
+    let device = Default::default();
+    <AD as burn::tensor::backend::Backend>::seed(&device, 5);
+    for (stride, padding, input_grad) in [(1, 1, true), (2, 0, false)] {
+        let conv = Conv2dConfig::new([3, 6], [3, 3])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
+            .with_bias(false)
+            .init::<AD>(&device);
+        // Non-trivial affine parameters, so that their gradients and ReLU's cut both matter.
+        let gamma = Tensor::<AD, 1>::random([6], Distribution::Uniform(0.5, 1.5), &device);
+        let beta = Tensor::<AD, 1>::random([6], Distribution::Normal(0.0, 0.5), &device);
+        // A fresh layer per run: clones of a BatchNorm share its running statistics.
+        let new_bn = || burn::nn::BatchNorm {
+            gamma: burn::module::Param::from_tensor(gamma.clone()),
+            beta: burn::module::Param::from_tensor(beta.clone()),
+            ..BatchNormConfig::new(6)
+                .with_momentum(0.3)
+                .init::<AD>(&device)
+        };
+        let x = Tensor::<B, 4>::random([4, 3, 10, 9], Distribution::Normal(0.0, 1.0), &device);
+        let dy_seed =
+            Tensor::<B, 4>::random([4, 6, 10, 9], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let bn = new_bn();
+            let x = Tensor::<AD, 4>::from_inner(x.clone());
+            let x = if input_grad { x.require_grad() } else { x };
+            let y = if fused {
+                ee_model::conv_bn_relu(&conv, &bn, x.clone())
+            } else {
+                relu(ee_model::batch_norm(
+                    &bn,
+                    ee_model::conv2d(&conv, x.clone()),
+                ))
+            };
+            let [n, c, h, w] = y.dims();
+            let dy = Tensor::<AD, 4>::from_inner(dy_seed.clone().slice([0..n, 0..c, 0..h, 0..w]));
+            let grads = (y.clone() * dy).sum().backward();
+            let dx = input_grad.then(|| x.grad(&grads).unwrap());
+            let dw = conv.weight.val().grad(&grads).unwrap();
+            let dgamma = bn.gamma.val().grad(&grads).unwrap();
+            let dbeta = bn.beta.val().grad(&grads).unwrap();
+            let running = (
+                bn.running_mean.value().inner(),
+                bn.running_var.value().inner(),
+            );
+            (y.inner(), dx, dw, dgamma, dbeta, running)
+        };
+        let (y_f, dx_f, dw_f, dg_f, db_f, (rm_f, rv_f)) = run(true);
+        let (y_s, dx_s, dw_s, dg_s, db_s, (rm_s, rv_s)) = run(false);
+        let case = format!("stride {stride}, padding {padding}");
+        let zeros: f32 = y_s
+            .clone()
+            .lower_equal_elem(0.0)
+            .float()
+            .mean()
+            .into_scalar()
+            .elem();
+        assert!(
+            zeros > 0.2 && zeros < 0.8,
+            "{case}: ReLU cuts {zeros} of the outputs"
+        );
+        assert!(max_abs_diff(y_f, y_s) < 1e-4, "{case}: output");
+        assert!(max_abs_diff(dw_f, dw_s) < 1e-3, "{case}: weight gradient");
+        assert!(max_abs_diff(dg_f, dg_s) < 1e-3, "{case}: gamma gradient");
+        assert!(max_abs_diff(db_f, db_s) < 1e-3, "{case}: beta gradient");
+        assert!(max_abs_diff(rm_f, rm_s) < 1e-5, "{case}: running mean");
+        assert!(max_abs_diff(rv_f, rv_s) < 1e-5, "{case}: running variance");
+        if let (Some(a), Some(b)) = (dx_f, dx_s) {
+            assert!(max_abs_diff(a, b) < 1e-4, "{case}: input gradient");
+        }
+    }
+}

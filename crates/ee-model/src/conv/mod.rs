@@ -40,7 +40,8 @@ pub mod host;
 pub use flex::host_time;
 
 use burn::nn::conv::Conv2d;
-use burn::nn::PaddingConfig2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 
@@ -80,6 +81,26 @@ pub fn conv2d<B: Backend>(layer: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4
         None => input,
     };
     layer.forward(input)
+}
+
+/// `relu(batch_norm(bn, conv2d(conv, input)))`: torchvision's `BasicConv2d` (and ResNet's
+/// conv-BN-ReLU). On `Autodiff<LibTorch>` in training mode (feature `tch`) the three layers are
+/// one autodiff node whose backward is torch's; everywhere else it is exactly the three calls.
+pub fn conv_bn_relu<B: Backend>(
+    conv: &Conv2d<B>,
+    bn: &BatchNorm<B>,
+    input: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "tch")]
+    let input = if !burn_kernels_forced() && B::ad_enabled(&input.device()) {
+        match crate::torch::try_conv_bn_relu_train(conv, bn, input) {
+            Ok(output) => return output,
+            Err(input) => input,
+        }
+    } else {
+        input
+    };
+    relu(crate::batch_norm(bn, conv2d(conv, input)))
 }
 
 /// `output + bias` (broadcast over the batch and the positions), when the layer has one.
