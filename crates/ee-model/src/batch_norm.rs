@@ -267,16 +267,18 @@ mod flex {
             return Err(input);
         }
         let shape = input.dims();
-        let values = |t: Tensor<B, 1>| t.into_data().convert::<f64>().to_vec::<f64>();
-        let (Ok(gamma), Ok(beta), Ok(mean), Ok(var)) = (
+        // The backend first: on any other one, reading the four parameters would be four
+        // device-to-host copies per layer and forward, for nothing.
+        let input = cast::<_, Tensor<Flex, 4>>(input)?;
+        let values = crate::readback::to_host_f64::<B, 1>;
+        let (Some(gamma), Some(beta), Some(mean), Some(var)) = (
             values(layer.gamma.val()),
             values(layer.beta.val()),
             values(layer.running_mean.value()),
             values(layer.running_var.value()),
         ) else {
-            return Err(input);
+            return Err(cast(input).expect("B is Flex"));
         };
-        let input = cast::<_, Tensor<Flex, 4>>(input)?;
         let scale: Vec<f64> = (0..shape[1])
             .map(|c| gamma[c] / (var[c] + layer.epsilon).sqrt())
             .collect();

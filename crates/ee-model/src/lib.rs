@@ -85,6 +85,7 @@ mod head;
 mod init;
 mod model;
 pub mod pool;
+mod readback;
 mod resnet;
 mod small_cnn;
 #[cfg(feature = "tch")]
@@ -106,6 +107,7 @@ pub use head::{
 pub use init::{truncated_normal, BackboneInit, TORCHVISION_INIT_BOUNDS, TORCHVISION_INIT_STD};
 pub use model::{Embed, EmbeddingModel, EmbeddingModelConfig};
 pub use pool::{pool_output_size, MaxPool2dCeil};
+pub use readback::host_reads;
 pub use resnet::{ResNet50, ResNet50Config, RESNET50_FEATURES};
 pub use small_cnn::{ConvBlock, SmallCnn, SMALL_CNN_CHANNELS, SMALL_CNN_FEATURES};
 pub use weights::TorchvisionNetwork;
