@@ -26,3 +26,10 @@ mod libtorch {
     type B = burn::backend::LibTorch;
     include!("brute_force/cases.rs");
 }
+
+// CUDA (the primary backend): compiled by CI's test build, run where an NVIDIA GPU is.
+#[cfg(feature = "test-cuda")]
+mod cuda {
+    type B = burn::backend::Cuda;
+    include!("brute_force/cases.rs");
+}

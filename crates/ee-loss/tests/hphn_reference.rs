@@ -25,3 +25,10 @@ mod libtorch {
     type Inner = burn::backend::LibTorch;
     include!("hphn_reference/cases.rs");
 }
+
+// CUDA (the primary backend): compiled by CI's test build, run where an NVIDIA GPU is.
+#[cfg(feature = "test-cuda")]
+mod cuda {
+    type Inner = burn::backend::Cuda;
+    include!("hphn_reference/cases.rs");
+}

@@ -23,3 +23,10 @@ mod libtorch {
     type B = burn::backend::LibTorch;
     include!("model/cases.rs");
 }
+
+// CUDA (the primary backend): compiled by CI's test build, run where an NVIDIA GPU is.
+#[cfg(feature = "test-cuda")]
+mod cuda {
+    type B = burn::backend::Cuda;
+    include!("model/cases.rs");
+}

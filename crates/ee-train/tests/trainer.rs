@@ -24,3 +24,10 @@ mod libtorch {
     type Inner = burn::backend::LibTorch;
     include!("trainer/cases.rs");
 }
+
+// CUDA (the primary backend): compiled by CI's test build, run where an NVIDIA GPU is.
+#[cfg(feature = "test-cuda")]
+mod cuda {
+    type Inner = burn::backend::Cuda;
+    include!("trainer/cases.rs");
+}
