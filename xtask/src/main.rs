@@ -30,13 +30,16 @@ USAGE:
         Build `ee` (release; flex unless --backend says otherwise) and run `ee ARGS...`,
         e.g. `cargo xtask ee embed --checkpoint runs/demo/best.mpk --images photos/ --out g.npy`.
 
-    cargo xtask test [--backend flex|tch|wgpu] [--quick]
-        flex (default): `cargo test --workspace`, the README's test command. tch: the
-        backend-generic test files (loss vs the reference port, k-NN exactness, the model,
-        the trainer, weight import) and the `ee` train + resume tests on LibTorch, with the
-        torch 2.9.0 venv set up as for `train --backend tch`. wgpu: the same test files on
-        burn's wgpu backend (a Vulkan driver is needed; lavapipe runs it on the CPU);
-        --quick runs a subset (loss, k-NN, GoogLeNet vs torchvision, train + resume).
+    cargo xtask test [--backend flex|tch|wgpu|cuda[,...]] [--compile BACKENDS] [--quick]
+        flex (default): `cargo test --workspace`, the README's test command. Any other list
+        (e.g. `--backend tch,wgpu --compile cuda`, what CI runs) is one test build with every
+        listed backend compiled in, from which the backend-generic test files (loss vs the
+        reference port, k-NN exactness, the model, the trainer) run once per backend;
+        --compile backends are compiled into that build but not run (cuda without a GPU). tch:
+        also the `ee` train + resume tests on LibTorch, with the torch 2.9.0 venv set up as
+        for `train --backend tch`. wgpu: burn's wgpu backend (a Vulkan device is needed;
+        lavapipe runs it on the CPU); --quick runs a subset on it (loss, k-NN, GoogLeNet vs
+        torchvision, train + resume). cuda: an NVIDIA GPU (libcuda) is needed to run.
 
     cargo xtask fixtures
         Make the torch 2.9.0 venv (target/tch-venv, as for --backend tch) and write the
@@ -323,23 +326,61 @@ fn check_launcher(cargo: &str, env: &tch::TchEnv) -> Result<(), String> {
     Ok(())
 }
 
-/// The test files that take their backend from a `test-<backend>` feature (loss against the
-/// reference port, k-NN exactness, the model, the trainer, weight import).
-const BACKEND_GENERIC_TESTS: &[&str] = &[
-    "hphn_reference",
-    "brute_force",
-    "model",
-    "trainer",
-    "weights",
-];
+/// The test files whose cases are compiled once per backend the build enables (a module per
+/// backend: `flex::`, `wgpu::` with `test-wgpu`, `libtorch::` with `test-tch`): loss against
+/// the reference port, k-NN exactness, the model, the trainer.
+const BACKEND_GENERIC_TESTS: &[&str] = &["hphn_reference", "brute_force", "model", "trainer"];
 
 /// The crates with `test-tch` / `test-wgpu` features.
 const BACKEND_TEST_CRATES: &[&str] = &["ee-loss", "ee-eval", "ee-model", "ee-train"];
 
+/// A backend the backend-generic test files run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TestBackend {
+    Flex,
+    Tch,
+    Wgpu,
+    Cuda,
+}
+
+impl TestBackend {
+    fn parse(name: &str) -> Result<TestBackend, String> {
+        match name {
+            "flex" | "cpu" => Ok(TestBackend::Flex),
+            "tch" | "libtorch" => Ok(TestBackend::Tch),
+            "wgpu" => Ok(TestBackend::Wgpu),
+            "cuda" => Ok(TestBackend::Cuda),
+            other => Err(format!(
+                "unknown test backend `{other}`: flex, tch, wgpu or cuda"
+            )),
+        }
+    }
+
+    /// The crates' feature that compiles the cases for this backend (none for flex: always).
+    fn feature(self) -> Option<&'static str> {
+        match self {
+            TestBackend::Flex => None,
+            TestBackend::Tch => Some("test-tch"),
+            TestBackend::Wgpu => Some("test-wgpu"),
+            TestBackend::Cuda => Some("test-cuda"),
+        }
+    }
+
+    /// The module the test files put this backend's cases in: the test-name filter.
+    fn module(self) -> &'static str {
+        match self {
+            TestBackend::Flex => "flex::",
+            TestBackend::Tch => "libtorch::",
+            TestBackend::Wgpu => "wgpu::",
+            TestBackend::Cuda => "cuda::",
+        }
+    }
+}
+
 /// `--quick` on wgpu (lavapipe, where a GoogLeNet step takes seconds): the whole loss file,
 /// the k-NN file but the host-engine scale test (a CPU-only engine, minutes on lavapipe), the
-/// model's BatchNorm / train-eval / gradient / GoogLeNet-vs-torchvision tests, the import of a
-/// PyTorch embedding model, and the trainer's run + exact resume. Test names, passed as
+/// model's BatchNorm / train-eval / gradient / GoogLeNet-vs-torchvision / host-read tests, and
+/// the trainer's run + exact resume. Test names, passed (after the backend's module) as
 /// filters to one `cargo test` over the same test files as the full run (another selection
 /// of test targets would resolve other features and rebuild burn).
 const WGPU_QUICK: &[&str] = &[
@@ -362,77 +403,152 @@ const WGPU_QUICK: &[&str] = &[
     "full_model_train_mode_depends_on_the_batch_and_eval_does_not",
     "gradients_split_between_backbone_and_head",
     "googlenet_matches_torchvision",
-    // weights
-    "a_pytorch_embedding_model_loads_backbone_and_transposed_head",
+    "eval_forward_reads_nothing_back_off_flex",
     // trainer
     "trains_a_small_cnn_and_writes_the_run",
     "resume_continues_exactly",
 ];
 
-/// `cargo xtask test [--backend flex|tch|wgpu] [--quick]`.
+/// The backends of `--backend a,b,...`, each once, in the order given.
+fn parse_test_backends(list: &str) -> Result<Vec<TestBackend>, String> {
+    let mut backends = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        let backend = TestBackend::parse(name)?;
+        if !backends.contains(&backend) {
+            backends.push(backend);
+        }
+    }
+    Ok(backends)
+}
+
+/// Fails, saying what to install, unless Vulkan shows a device (lavapipe counts): without one
+/// every wgpu test would fail on its first tensor with a less clear message.
+fn check_vulkan_device() -> Result<(), String> {
+    let install =
+        "install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers vulkan-tools` \
+                   (lavapipe runs Vulkan on the CPU)";
+    let output = Command::new("vulkaninfo")
+        .arg("--summary")
+        .output()
+        .map_err(|e| {
+            format!("wgpu tests need Vulkan, and `vulkaninfo` cannot run ({e}): {install}")
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let devices: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("deviceName"))
+        .map(|rest| rest.trim_start_matches([' ', '=']).trim())
+        .collect();
+    if !output.status.success() || devices.is_empty() {
+        return Err(format!(
+            "wgpu tests need a Vulkan device, and `vulkaninfo --summary` shows none ({}): {install}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no deviceName line")
+        ));
+    }
+    eprintln!("== Vulkan devices: {}", devices.join(", "));
+    Ok(())
+}
+
+/// `cargo xtask test [--backend flex|tch|wgpu|cuda[,...]] [--compile BACKENDS] [--quick]`.
+///
+/// `flex` alone is `cargo test --workspace`, the README's test command. Any other list is one
+/// test build with every listed backend's feature (burn and the test files compiled once),
+/// from which each backend's cases run in turn, filtered by their module. `--compile`
+/// backends are in that build too, not run: CI compiles the CUDA cases on machines without
+/// a GPU, so that the primary backend's instantiation of our code never stops building.
 fn run_tests(args: &[String]) -> Result<ExitCode, String> {
-    const USAGE: &str = "usage: cargo xtask test [--backend flex|tch|wgpu] [--quick]";
-    let mut backend = "flex";
+    const USAGE: &str = "usage: cargo xtask test [--backend flex|tch|wgpu|cuda[,...]] \
+                         [--compile BACKENDS] [--quick]";
+    let mut backends = vec![TestBackend::Flex];
+    let mut compile_only = Vec::new();
     let mut quick = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
-            "--backend" => {
-                backend = match rest.next().map(String::as_str) {
-                    Some("flex" | "cpu") => "flex",
-                    Some("tch" | "libtorch") => "tch",
-                    Some("wgpu") => "wgpu",
-                    Some(other) => {
-                        return Err(format!("unknown test backend `{other}`: flex, tch or wgpu"))
-                    }
-                    None => return Err(USAGE.into()),
-                }
-            }
+            "--backend" => backends = parse_test_backends(rest.next().ok_or(USAGE)?)?,
+            "--compile" => compile_only = parse_test_backends(rest.next().ok_or(USAGE)?)?,
             "--quick" => quick = true,
             _ => return Err(USAGE.into()),
         }
     }
-    if quick && backend != "wgpu" {
+    compile_only.retain(|b| !backends.contains(b) && *b != TestBackend::Flex);
+    let has = |backend| backends.contains(&backend);
+    if quick && !has(TestBackend::Wgpu) {
         return Err("--quick is for --backend wgpu (lavapipe)".into());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let env = if backend == "tch" {
+    if backends == [TestBackend::Flex] && compile_only.is_empty() {
+        return cargo_test(&cargo, None, &["--workspace".into()]);
+    }
+    if has(TestBackend::Wgpu) {
+        check_vulkan_device()?;
+    }
+    // Every command of this build gets the same environment (torch-sys's build script reads
+    // it: another one would rebuild burn-tch and everything above it).
+    let env = if has(TestBackend::Tch) {
         let env = tch::ensure()?;
         tch::ensure_googlenet_fixture(&env)?;
         Some(env)
     } else {
         None
     };
-    let mut features: Vec<String> = BACKEND_TEST_CRATES
+    let mut features: Vec<String> = Vec::new();
+    for feature in backends
         .iter()
-        .map(|c| format!("{c}/test-{backend}"))
-        .collect();
-    if backend == "tch" {
+        .chain(&compile_only)
+        .filter_map(|b| b.feature())
+    {
+        features.extend(BACKEND_TEST_CRATES.iter().map(|c| format!("{c}/{feature}")));
+    }
+    if has(TestBackend::Tch) {
         features.push("ee-cli/tch".into());
     }
     let with_features = || -> Vec<String> {
-        vec![
-            "--workspace".into(),
-            "--features".into(),
-            features.join(","),
-        ]
+        let mut args = vec!["--workspace".to_string()];
+        if !features.is_empty() {
+            args.extend(["--features".to_string(), features.join(",")]);
+        }
+        args
     };
-    // The same package selection as `cargo test --workspace`, so that the dependencies
-    // built for it are reused.
-    let mut runs: Vec<Vec<String>> = Vec::new();
-    if backend == "flex" {
-        runs.push(vec!["--workspace".into()]);
-    } else {
+    if !compile_only.is_empty() {
+        // The build every run below shares, with the compile-only backends' cases in it.
+        let mut build = with_features();
+        for name in BACKEND_GENERIC_TESTS {
+            build.extend(["--test".to_string(), name.to_string()]);
+        }
+        build.push("--no-run".into());
+        let names: Vec<&str> = compile_only.iter().map(|b| b.module()).collect();
+        eprintln!("== compiled, not run: {}", names.join(", "));
+        let code = cargo_test(&cargo, env.as_ref(), &build)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    for &backend in &backends {
+        // The same package selection as `cargo test --workspace`, so that the dependencies
+        // built for it are reused.
         let mut generic = with_features();
         for name in BACKEND_GENERIC_TESTS {
             generic.extend(["--test".to_string(), name.to_string()]);
         }
-        if quick {
-            generic.push("--".into());
-            generic.extend(WGPU_QUICK.iter().map(|name| name.to_string()));
+        generic.push("--".into());
+        if quick && backend == TestBackend::Wgpu {
+            generic.extend(
+                WGPU_QUICK
+                    .iter()
+                    .map(|name| format!("{}{name}", backend.module())),
+            );
+        } else {
+            generic.push(backend.module().into());
         }
-        runs.push(generic);
-        if backend == "tch" {
+        let code = cargo_test(&cargo, env.as_ref(), &generic)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+        if backend == TestBackend::Tch {
             // `ee` itself on LibTorch: a short training run, and an exact resume.
             let mut cli = with_features();
             cli.extend(
@@ -445,35 +561,58 @@ fn run_tests(args: &[String]) -> Result<ExitCode, String> {
                 ]
                 .map(String::from),
             );
-            runs.push(cli);
+            let code = cargo_test(&cargo, env.as_ref(), &cli)?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            check_launcher(&cargo, env.as_ref().expect("tch has its env"))?;
         }
-    }
-    for run in runs {
-        let mut command = Command::new(&cargo);
-        if let Some(env) = &env {
-            // The GoogLeNet-vs-torchvision test must run, not skip.
-            env.apply(&mut command).env("EE_REQUIRE_TORCH_FIXTURE", "1");
-        }
-        command.arg("test").args(&run);
-        eprintln!("== cargo test {}", run.join(" "));
-        let start = std::time::Instant::now();
-        let status = command
-            .status()
-            .map_err(|e| format!("could not run cargo: {e}"))?;
-        eprintln!("== {:.0} s", start.elapsed().as_secs_f64());
-        if !status.success() {
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    if let Some(env) = &env {
-        check_launcher(&cargo, env)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `cargo test ARGS` (with the LibTorch environment when given), timed.
+fn cargo_test(cargo: &str, env: Option<&tch::TchEnv>, args: &[String]) -> Result<ExitCode, String> {
+    let mut command = Command::new(cargo);
+    if let Some(env) = env {
+        // The GoogLeNet-vs-torchvision test must run, not skip.
+        env.apply(&mut command).env("EE_REQUIRE_TORCH_FIXTURE", "1");
+    }
+    command.arg("test").args(args);
+    eprintln!("== cargo test {}", args.join(" "));
+    let start = std::time::Instant::now();
+    let status = command
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    eprintln!("== {:.0} s", start.elapsed().as_secs_f64());
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_backends_are_a_list_each_once() {
+        use TestBackend::*;
+        assert_eq!(parse_test_backends("tch,wgpu").unwrap(), [Tch, Wgpu]);
+        assert_eq!(
+            parse_test_backends("wgpu, libtorch,wgpu").unwrap(),
+            [Wgpu, Tch]
+        );
+        assert_eq!(parse_test_backends("cpu").unwrap(), [Flex]);
+        assert_eq!(parse_test_backends("tch,cuda").unwrap(), [Tch, Cuda]);
+        assert!(parse_test_backends("tch,metal")
+            .unwrap_err()
+            .contains("`metal`"));
+        assert_eq!(Cuda.feature(), Some("test-cuda"));
+        assert_eq!(Wgpu.module(), "wgpu::");
+        assert_eq!(Flex.feature(), None);
+    }
 
     #[test]
     fn backend_aliases() {

@@ -15,6 +15,20 @@ pub const TORCHVISION_VERSION: &str = "0.24.0";
 /// Where the venv lives, relative to the workspace root.
 pub const VENV: &str = "target/tch-venv";
 
+/// The venv's absolute path with `target/` resolved: CI links `target` to a build cache
+/// outside the clone, and torch-sys's build script records the libtorch path it was given
+/// (cargo does not rerun it for a new one), so the path must not name a clone that a later
+/// run may have deleted.
+fn venv_path() -> Result<PathBuf, String> {
+    let (target, rest) = VENV.split_once('/').expect("VENV is target/<name>");
+    let target = Path::new(target);
+    std::fs::create_dir_all(target)
+        .map_err(|e| format!("cannot make {}: {e}", target.display()))?;
+    let target = std::fs::canonicalize(target)
+        .map_err(|e| format!("cannot resolve {}: {e}", target.display()))?;
+    Ok(target.join(rest))
+}
+
 /// A ready LibTorch environment.
 pub struct TchEnv {
     /// The venv's root.
@@ -111,9 +125,7 @@ fn check_free_space(venv: &Path) -> Result<(), String> {
 /// CUDA libraries, about 7 GB on disk). Errors say what failed, and so whether a package
 /// index could be reached.
 pub fn ensure() -> Result<TchEnv, String> {
-    let venv = std::env::current_dir()
-        .map_err(|e| format!("no current directory: {e}"))?
-        .join(VENV);
+    let venv = venv_path()?;
     let python = venv.join("bin/python");
     if python.is_file() {
         if let Ok(lib_dir) = probe(&python) {
