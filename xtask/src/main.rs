@@ -513,12 +513,17 @@ fn run_tests(args: &[String]) -> Result<ExitCode, String> {
         }
         args
     };
+    // The backend-generic test files with those features: the build every run below shares.
+    let generic_tests = || -> Vec<String> {
+        let mut args = with_features();
+        for name in BACKEND_GENERIC_TESTS {
+            args.extend(["--test".to_string(), name.to_string()]);
+        }
+        args
+    };
     if !compile_only.is_empty() {
         // The build every run below shares, with the compile-only backends' cases in it.
-        let mut build = with_features();
-        for name in BACKEND_GENERIC_TESTS {
-            build.extend(["--test".to_string(), name.to_string()]);
-        }
+        let mut build = generic_tests();
         build.push("--no-run".into());
         let names: Vec<&str> = compile_only.iter().map(|b| b.module()).collect();
         eprintln!("== compiled, not run: {}", names.join(", "));
@@ -530,10 +535,7 @@ fn run_tests(args: &[String]) -> Result<ExitCode, String> {
     for &backend in &backends {
         // The same package selection as `cargo test --workspace`, so that the dependencies
         // built for it are reused.
-        let mut generic = with_features();
-        for name in BACKEND_GENERIC_TESTS {
-            generic.extend(["--test".to_string(), name.to_string()]);
-        }
+        let mut generic = generic_tests();
         generic.push("--".into());
         if quick && backend == TestBackend::Wgpu {
             generic.extend(
