@@ -327,7 +327,8 @@ fn check_launcher(cargo: &str, env: &tch::TchEnv) -> Result<(), String> {
 }
 
 /// The test files whose cases are compiled once per backend the build enables (a module per
-/// backend: `flex::`, `wgpu::` with `test-wgpu`, `libtorch::` with `test-tch`): loss against
+/// backend: `flex::`, `wgpu::` with `test-wgpu`, `libtorch::` with `test-tch`, `cuda::` with
+/// `test-cuda`): loss against
 /// the reference port, k-NN exactness, the model, the trainer.
 const BACKEND_GENERIC_TESTS: &[&str] = &["hphn_reference", "brute_force", "model", "trainer"];
 
