@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use ee_eval::EmbeddingMatrix;
 
 use crate::error::{CliError, Result};
-use ee_train::checkpoint::write_atomic;
+use ee_core::fs::write_atomic;
 
 /// Value of `__metadata__["format"]` in the safetensors layout.
 pub const SAFETENSORS_FORMAT: &str = "ee-embeddings/1";

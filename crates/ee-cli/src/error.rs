@@ -76,6 +76,12 @@ pub enum CliError {
     },
 }
 
+impl From<ee_core::fs::FileError> for CliError {
+    fn from(e: ee_core::fs::FileError) -> Self {
+        CliError::io(e.path, e.source)
+    }
+}
+
 impl CliError {
     /// Wraps an I/O error with its path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -408,7 +408,7 @@ fn recall_probe<B: burn::tensor::backend::Backend>(
 }
 
 /// Runs `probes` in order and writes `{"backend", "probes": {name: result}, "seconds"}` to
-/// `out/probe.json` (through a temporary file, renamed), printing a line per probe. Returns
+/// `out/probe.json` (atomically, [`ee_core::fs::write_atomic`]), printing a line per probe. Returns
 /// the report's path.
 pub fn write_probes<B: AutodiffBackend>(
     probes: &[Probe],
@@ -417,11 +417,7 @@ pub fn write_probes<B: AutodiffBackend>(
     device: &B::Device,
     backend: &str,
 ) -> Result<std::path::PathBuf> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CliError::Io { path, source }
-    };
-    std::fs::create_dir_all(out).map_err(io(out))?;
+    std::fs::create_dir_all(out).map_err(|e| CliError::io(out, e))?;
     let mut results = serde_json::Map::new();
     let mut seconds = serde_json::Map::new();
     for &probe in probes {
@@ -439,8 +435,6 @@ pub fn write_probes<B: AutodiffBackend>(
         "seconds": seconds,
     });
     let path = out.join("probe.json");
-    let temp = out.join(".probe.json.tmp");
-    std::fs::write(&temp, report.to_string()).map_err(io(&temp))?;
-    std::fs::rename(&temp, &path).map_err(io(&path))?;
+    ee_core::fs::write_atomic(&path, report.to_string().as_bytes())?;
     Ok(path)
 }

@@ -1,9 +1,11 @@
-//! `ee-core`: the two conventions every Embedding Expansion crate shares, in one place so that
+//! `ee-core`: the conventions every Embedding Expansion crate shares, in one place so that
 //! they cannot drift apart.
 //!
 //! * [`l2_normalize`]: the reference's L2 normalisation (MXNet's `L2Normalization`, instance
 //!   mode), `x / sqrt(sum x^2 + 1e-10)`. The embedding head (ee-model) and the expansion's
 //!   synthetic points (ee-loss) both use it.
+//! * [`fs`]: files written atomically (a temporary file, then a rename): checkpoints,
+//!   embedding files and pictures are never left half-written.
 //! * [`npy`]: NumPy `.npy` arrays: 2-D float matrices (embeddings, features; `float32` or
 //!   `float64`, C or Fortran order) and 1-D integer labels, read and written. ee-data's
 //!   feature sets, ee-eval's embedding files and `ee embed`'s output go through it.
@@ -23,6 +25,7 @@
 //! assert_eq!((m.rows, m.cols, m.values), (2, 2, vec![1.0, 2.0, 3.0, 4.0]));
 //! ```
 
+pub mod fs;
 pub mod npy;
 
 use burn::tensor::backend::Backend;

@@ -1,9 +1,8 @@
 //! Checkpoints of a training run (`last.mpk`, `best.mpk`): network weights, both optimisers'
 //! state, the sampler position and the run's counters, in one MessagePack file written
-//! atomically (a temporary file in the same directory, then a rename), so a crash never
-//! leaves a half-written checkpoint behind.
+//! atomically ([`ee_core::fs::write_atomic`]: a temporary file in the same directory, then a
+//! rename), so a crash never leaves a half-written checkpoint behind.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
@@ -90,59 +89,6 @@ pub fn module_bytes<B: Backend, M: Module<B>>(module: &M, what: &Path) -> Result
     record_bytes::<B, _>(module.clone().into_record(), what)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file next to it, synced, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = temporary_path(dir, &name);
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(TrainError::io(path, e));
-    }
-    Ok(())
-}
-
-/// The temporary file [`write_atomic`] writes `path` through (`.NAME.tmp.PID`).
-fn temporary_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(".{name}.tmp.{}", std::process::id()))
-}
-
-/// Removes what an interrupted [`write_atomic`] left in `dir` (`.NAME.tmp.PID` files of other
-/// processes, e.g. after a kill during a checkpoint write); returns how many it removed.
-pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
-    let own = format!(".tmp.{}", std::process::id());
-    let mut removed = 0;
-    let entries = std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = name.starts_with('.')
-            && name.contains(".tmp.")
-            && !name.ends_with(&own)
-            && name
-                .rsplit(".tmp.")
-                .next()
-                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-        if stale && entry.path().is_file() {
-            std::fs::remove_file(entry.path()).map_err(|e| TrainError::io(entry.path(), e))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 impl CheckpointFile {
     /// Writes the checkpoint atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -150,7 +96,7 @@ impl CheckpointFile {
             path: path.into(),
             message: e.to_string(),
         })?;
-        write_atomic(path, &bytes)
+        Ok(ee_core::fs::write_atomic(path, &bytes)?)
     }
 
     /// Reads a checkpoint written by [`CheckpointFile::save`].
@@ -187,20 +133,6 @@ pub fn best_path(dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("last.mpk");
-        write_atomic(&path, b"first version").unwrap();
-        write_atomic(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-    }
 
     #[test]
     fn checkpoint_round_trips_and_rejects_garbage() {

@@ -94,5 +94,11 @@ impl TrainError {
     }
 }
 
+impl From<ee_core::fs::FileError> for TrainError {
+    fn from(e: ee_core::fs::FileError) -> Self {
+        TrainError::io(e.path, e.source)
+    }
+}
+
 /// Shorthand.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -341,7 +341,7 @@ impl Trainer {
 
         let created_dir = !run_dir.exists();
         std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
-        checkpoint::remove_stale_temporaries(&run_dir)?;
+        ee_core::fs::remove_stale_temporaries(&run_dir)?;
         let mut state = TrainingState {
             sampler: SamplerState {
                 seed: c.seed,
@@ -385,7 +385,7 @@ impl Trainer {
             state = file.state;
             keep_metrics = Some(state.metrics_len);
         }
-        checkpoint::write_atomic(&run_dir.join(&description_file), description.as_bytes())?;
+        ee_core::fs::write_atomic(&run_dir.join(&description_file), description.as_bytes())?;
         // Data-parallel: replicas 1.. start as copies of replica 0 (after any resume), with the
         // same parameter ids, so that their gradients pair up in the all-reduce.
         let parallel = match devices.len() {

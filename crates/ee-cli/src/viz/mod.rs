@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use image::RgbImage;
 
 use crate::error::{CliError, Result};
-use ee_train::checkpoint::write_atomic;
+use ee_core::fs::write_atomic;
 
 /// Encodes `image` as PNG and writes it to `path` atomically.
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
