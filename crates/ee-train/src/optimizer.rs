@@ -63,7 +63,8 @@ fn bad(field: &str, value: impl std::fmt::Display, rule: &str) -> TrainError {
 }
 
 impl OptimizerConfig {
-    /// Checks every setting; errors name the field (`optimizer.lr`, ...).
+    /// Checks every setting; errors name the field (`optimizer.lr`, ...), the value and the
+    /// rule. The one place these rules live: `ee`'s config check calls it too.
     pub fn check(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(bad("lr", self.lr, "must be a positive number"));
@@ -82,11 +83,22 @@ impl OptimizerConfig {
         if !(self.base_lr_mult.is_finite() && self.base_lr_mult >= 0.0) {
             return Err(bad("base_lr_mult", self.base_lr_mult, "must be >= 0"));
         }
-        if !(self.lr_decay_factor.is_finite() && self.lr_decay_factor > 0.0) {
+        if !(self.lr_decay_factor.is_finite()
+            && self.lr_decay_factor > 0.0
+            && self.lr_decay_factor <= 1.0)
+        {
             return Err(bad(
                 "lr_decay_factor",
                 self.lr_decay_factor,
-                "must be a positive number",
+                "must be in (0, 1]",
+            ));
+        }
+        let epochs = &self.lr_decay_epochs;
+        if epochs.windows(2).any(|w| w[0] >= w[1]) || epochs.first() == Some(&0) {
+            return Err(bad(
+                "lr_decay_epochs",
+                format!("{epochs:?}"),
+                "must be positive and strictly increasing",
             ));
         }
         Ok(())
@@ -166,4 +178,39 @@ where
         backbone_optimizer.step(lr * base_lr_mult, model, backbone_grads)
     };
     head_optimizer.step(lr, model, head_grads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_the_field_value_and_rule() {
+        assert!(OptimizerConfig::new().check().is_ok());
+        for (config, field, value) in [
+            (OptimizerConfig::new().with_lr(0.0), "optimizer.lr", "0"),
+            (OptimizerConfig::new().with_beta2(1.0), "optimizer.beta2", "1"),
+            (
+                OptimizerConfig::new().with_lr_decay_factor(1.5),
+                "optimizer.lr_decay_factor",
+                "1.5",
+            ),
+            (
+                OptimizerConfig::new().with_lr_decay_epochs(vec![5, 3]),
+                "optimizer.lr_decay_epochs",
+                "[5, 3]",
+            ),
+            (
+                OptimizerConfig::new().with_lr_decay_epochs(vec![0, 3]),
+                "optimizer.lr_decay_epochs",
+                "[0, 3]",
+            ),
+        ] {
+            let message = config.check().unwrap_err().to_string();
+            assert!(
+                message.contains(field) && message.contains(value),
+                "{message}"
+            );
+        }
+    }
 }

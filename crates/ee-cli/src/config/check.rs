@@ -171,52 +171,15 @@ impl RawConfig {
             ));
         }
 
-        let o = &self.optimizer;
-        if !(o.lr.is_finite() && o.lr > 0.0) {
-            return Err(invalid("optimizer.lr", o.lr, "must be finite and > 0"));
-        }
-        for (field, beta) in [("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
-            if !(0.0..1.0).contains(&beta) {
-                return Err(invalid(field, beta, "must be in [0, 1)"));
-            }
-        }
-        if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
-            return Err(invalid(
-                "optimizer.epsilon",
-                o.epsilon,
-                "must be finite and > 0",
-            ));
-        }
-        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return Err(invalid(
-                "optimizer.weight_decay",
-                o.weight_decay,
-                "must be finite and >= 0",
-            ));
-        }
-        if !(o.base_lr_mult.is_finite() && o.base_lr_mult >= 0.0) {
-            return Err(invalid(
-                "optimizer.base_lr_mult",
-                o.base_lr_mult,
-                "must be finite and >= 0",
-            ));
-        }
-        if !(o.lr_decay_factor.is_finite() && o.lr_decay_factor > 0.0 && o.lr_decay_factor <= 1.0) {
-            return Err(invalid(
-                "optimizer.lr_decay_factor",
-                o.lr_decay_factor,
-                "must be in (0, 1]",
-            ));
-        }
-        if o.lr_decay_epochs.windows(2).any(|w| w[0] >= w[1])
-            || o.lr_decay_epochs.first() == Some(&0)
-        {
-            return Err(invalid(
-                "optimizer.lr_decay_epochs",
-                format!("{:?}", o.lr_decay_epochs),
-                "must be positive and strictly increasing",
-            ));
-        }
+        // The optimiser's rules are ee-train's: one copy, the library's and the binary's.
+        super::resolve::optimizer_config(&self.optimizer)
+            .check()
+            .map_err(|e| match e {
+                ee_train::TrainError::Config { field, value, rule } => {
+                    ConfigError::Invalid { field, value, rule }
+                }
+                other => invalid("optimizer", "(section)", other.to_string()),
+            })?;
 
         let s = &self.schedule;
         if s.epochs == 0 {
