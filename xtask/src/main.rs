@@ -43,9 +43,10 @@ USAGE:
 
     cargo xtask fixtures
         Make the torch 2.9.0 venv (target/tch-venv, as for --backend tch) and write the
-        PyTorch fixture of the GoogLeNet-vs-torchvision test (target/parity/googlenet).
-        `cargo test` runs that test when the fixture is there (EE_REQUIRE_TORCH_FIXTURE=1:
-        must), and says it skipped otherwise.
+        PyTorch fixtures of ee-model's GoogLeNet-vs-torchvision test (target/parity/googlenet)
+        and f32-gradient test (target/parity/googlenet_grads), unless the current scripts
+        wrote them. `cargo test` runs those tests when the fixtures are there
+        (EE_REQUIRE_TORCH_FIXTURE=1: must), and says they skipped otherwise.
 
     cargo xtask bench train-step [--backend tch] [--threads N] [--steps N] [--with-burn-kernels] [--python PATH]
         Time one training step (and one eval-mode forward) of GoogLeNet + EE/HPHN on the CPU
@@ -123,8 +124,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         Some("test") => run_tests(&args[1..]),
         Some("fixtures") => {
             let env = tch::ensure()?;
-            let dir = tch::ensure_googlenet_fixture(&env)?;
-            eprintln!("GoogLeNet fixture in {}", dir.display());
+            for dir in tch::ensure_googlenet_fixtures(&env)? {
+                eprintln!("GoogLeNet fixture in {}", dir.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some("ee") => {
@@ -491,7 +493,7 @@ fn run_tests(args: &[String]) -> Result<ExitCode, String> {
     // it: another one would rebuild burn-tch and everything above it).
     let env = if has(TestBackend::Tch) {
         let env = tch::ensure()?;
-        tch::ensure_googlenet_fixture(&env)?;
+        tch::ensure_googlenet_fixtures(&env)?;
         Some(env)
     } else {
         None

@@ -198,27 +198,59 @@ pub fn ensure() -> Result<TchEnv, String> {
     Ok(TchEnv { venv, lib_dir })
 }
 
-/// The GoogLeNet fixture of ee-model's `googlenet_matches_torchvision` test (torchvision
-/// GoogLeNet + a Linear head as one state dict, and its outputs), written with the venv's
-/// PyTorch into `target/parity/googlenet` unless it is there.
-pub fn ensure_googlenet_fixture(env: &TchEnv) -> Result<PathBuf, String> {
-    let dir = PathBuf::from("target/parity/googlenet");
-    if dir.join("io.safetensors").is_file() && dir.join("googlenet_embedding.pth").is_file() {
-        return Ok(dir);
+/// The PyTorch fixtures of ee-model's tests, written with the venv's PyTorch unless they are
+/// there and were written by the current script (a copy of it is kept beside them):
+/// `target/parity/googlenet` for `googlenet_matches_torchvision` (torchvision GoogLeNet + a
+/// Linear head as one state dict, and its outputs) and `target/parity/googlenet_grads` for
+/// `f32_gradients` (float64 gradients, PyTorch's float32 errors and decisions).
+pub fn ensure_googlenet_fixtures(env: &TchEnv) -> Result<Vec<PathBuf>, String> {
+    let fixtures: [(&str, &str, &[&str]); 2] = [
+        (
+            "googlenet_parity.py",
+            "target/parity/googlenet",
+            &["io.safetensors", "googlenet_embedding.pth"],
+        ),
+        (
+            "googlenet_grads.py",
+            "target/parity/googlenet_grads",
+            &[
+                "googlenet_grads.pth",
+                "grads_b4_64px.safetensors",
+                "grads_b8_64px.safetensors",
+            ],
+        ),
+    ];
+    let mut dirs = Vec::new();
+    for (script, dir, files) in fixtures {
+        let script = PathBuf::from("crates/ee-model/tests/support").join(script);
+        let dir = PathBuf::from(dir);
+        let source = std::fs::read(&script)
+            .map_err(|e| format!("cannot read {}: {e}", script.display()))?;
+        // The parity script is imported by the gradient one: both are part of its source.
+        let source = [source, std::fs::read("crates/ee-model/tests/support/googlenet_parity.py")
+            .unwrap_or_default()]
+        .concat();
+        let stamp = dir.join("made_by.py");
+        let current = files.iter().all(|f| dir.join(f).is_file())
+            && std::fs::read(&stamp).is_ok_and(|made_by| made_by == source);
+        if !current {
+            eprintln!("== writing the PyTorch fixture {} ({})", dir.display(), script.display());
+            let status = Command::new(env.venv.join("bin/python"))
+                .arg("-B")
+                .arg(&script)
+                .arg("--out")
+                .arg(&dir)
+                .status()
+                .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+            if !status.success() {
+                return Err(format!("{} failed ({status})", script.display()));
+            }
+            std::fs::write(&stamp, &source)
+                .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+        }
+        dirs.push(dir);
     }
-    let status = Command::new(env.venv.join("bin/python"))
-        .arg("-B")
-        .arg("crates/ee-model/tests/support/googlenet_parity.py")
-        .arg("--out")
-        .arg(&dir)
-        .status()
-        .map_err(|e| format!("cannot run the GoogLeNet fixture script: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "crates/ee-model/tests/support/googlenet_parity.py failed ({status})"
-        ));
-    }
-    Ok(dir)
+    Ok(dirs)
 }
 
 /// Bytes under `dir` (files only; symlinks not followed).

@@ -26,7 +26,7 @@ use burn::tensor::Tensor;
 /// (see the module docs).
 pub fn batch_norm<B: Backend>(layer: &BatchNorm<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let input = if crate::conv::burn_kernels_forced() {
+    let input = if crate::dispatch::burn_kernels_forced() {
         input
     } else {
         let result = match B::ad_enabled(&input.device()) {
@@ -34,12 +34,12 @@ pub fn batch_norm<B: Backend>(layer: &BatchNorm<B>, input: Tensor<B, 4>) -> Tens
             false => flex::try_batch_norm_eval(layer, input),
         };
         match result {
-            Ok(output) => return output,
+            Ok(output) => return counted(output),
             Err(input) => input,
         }
     };
     #[cfg(feature = "tch")]
-    let input = if crate::conv::burn_kernels_forced() {
+    let input = if crate::dispatch::burn_kernels_forced() {
         input
     } else {
         let result = match B::ad_enabled(&input.device()) {
@@ -47,11 +47,22 @@ pub fn batch_norm<B: Backend>(layer: &BatchNorm<B>, input: Tensor<B, 4>) -> Tens
             false => crate::torch::try_batch_norm_eval(layer, input),
         };
         match result {
-            Ok(output) => return output,
+            Ok(output) => return counted(output),
             Err(input) => input,
         }
     };
     layer.forward(input)
+}
+
+/// Counts a BatchNorm that ran on ee-model's own kernel (training or evaluation).
+#[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(dead_code))]
+fn counted<B: Backend>(output: Tensor<B, 4>) -> Tensor<B, 4> {
+    let train = B::ad_enabled(&output.device());
+    crate::dispatch::record(|calls| match train {
+        true => calls.batch_norm_train += 1,
+        false => calls.batch_norm_eval += 1,
+    });
+    output
 }
 
 /// Host kernels on contiguous NCHW buffers.

@@ -87,15 +87,6 @@ pub enum ModelError {
         other: Vec<String>,
     },
 
-    /// Saving or loading one of our own checkpoints failed.
-    #[error("checkpoint {}: {message}", path.display())]
-    Checkpoint {
-        /// The checkpoint file (weights or config) at fault.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-
     /// A tensor handed to a model has the wrong shape.
     #[error("{what}: expected {expected}, got {got:?}")]
     BadInput {

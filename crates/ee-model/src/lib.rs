@@ -68,13 +68,13 @@
 //! # Ok::<(), ee_model::ModelError>(())
 //! ```
 //!
-//! Checkpoints of our own runs: [`EmbeddingModel::save_checkpoint`] writes `<stem>.mpk`
-//! (burn's named MessagePack recorder, full precision) and `<stem>.json` (the config);
-//! [`EmbeddingModel::load_checkpoint`] reads both back.
+//! Checkpoints of training runs (weights, optimiser state, sampler position) are ee-train's
+//! (`ee_train::checkpoint`); this crate reads weights from PyTorch/torchvision files only.
 
 mod backbone;
 pub mod batch_norm;
 pub mod conv;
+mod dispatch;
 #[cfg(any(feature = "flex", feature = "tch"))]
 mod downcast;
 mod error;
@@ -104,6 +104,7 @@ pub use head::{
     global_avg_pool, l2_normalize, xavier_bound, EmbeddingHead, EmbeddingHeadConfig,
     L2_NORM_EPSILON,
 };
+pub use dispatch::{own_kernel_calls, KernelCalls, CPU_KERNELS_ENV};
 pub use init::{truncated_normal, BackboneInit, TORCHVISION_INIT_BOUNDS, TORCHVISION_INIT_STD};
 pub use model::{Embed, EmbeddingModel, EmbeddingModelConfig};
 pub use pool::{pool_output_size, MaxPool2dCeil};

@@ -1,13 +1,11 @@
-//! The full embedding network (backbone + head), its config, and our own checkpoints.
+//! The full embedding network (backbone + head) and its config.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use burn_store::ModuleSnapshot;
 
 use crate::backbone::{Backbone, BackboneKind};
 use crate::error::ModelError;
@@ -213,18 +211,6 @@ impl EmbeddingModelConfig {
         }
         Ok((EmbeddingModel { backbone, head }, report))
     }
-
-    /// The config to store with a checkpoint: the weights are in the checkpoint, so
-    /// `pretrained` is dropped and `transform_input` made explicit.
-    pub fn for_checkpoint(&self) -> Self {
-        let transform = self.resolved_transform_input();
-        self.clone()
-            .with_pretrained(None)
-            .with_head_key(None)
-            .with_transform_input(
-                (self.backbone_kind() == BackboneKind::Googlenet).then_some(transform),
-            )
-    }
 }
 
 /// A [`Backbone`] (GoogLeNet or the small CNN) -> global average pool -> [`EmbeddingHead`]:
@@ -265,29 +251,6 @@ impl<B: Backend> EmbeddingModel<B> {
     pub fn embed_dim(&self) -> usize {
         self.head.embed_dim()
     }
-
-    /// Saves the weights (and BatchNorm running statistics) to `<stem>.mpk` and
-    /// `config.for_checkpoint()` to `<stem>.json`; returns both paths.
-    pub fn save_checkpoint(
-        &self,
-        stem: impl AsRef<Path>,
-        config: &EmbeddingModelConfig,
-    ) -> Result<[PathBuf; 2], ModelError> {
-        save_checkpoint(self.clone(), stem.as_ref(), &config.for_checkpoint())
-    }
-
-    /// Loads a checkpoint written by [`EmbeddingModel::save_checkpoint`]; returns the model
-    /// and its config.
-    pub fn load_checkpoint(
-        stem: impl AsRef<Path>,
-        device: &B::Device,
-    ) -> Result<(Self, EmbeddingModelConfig), ModelError> {
-        let stem = stem.as_ref();
-        let config: EmbeddingModelConfig = load_config(stem)?;
-        let model = config.for_checkpoint().init::<B>(device)?;
-        let model = load_weights(model, stem, device)?;
-        Ok((model, config))
-    }
 }
 
 /// Images to embeddings: all that a trainer, an evaluator or an embedding export needs of a
@@ -301,124 +264,4 @@ impl<B: Backend> Embed<B> for EmbeddingModel<B> {
     fn embed(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(images)
     }
-}
-
-impl<B: Backend> EmbeddingHead<B> {
-    /// Saves a head-only model (precomputed-feature training) to `<stem>.mpk` and its config
-    /// to `<stem>.json`.
-    pub fn save_checkpoint(
-        &self,
-        stem: impl AsRef<Path>,
-        config: &EmbeddingHeadConfig,
-    ) -> Result<[PathBuf; 2], ModelError> {
-        save_checkpoint(self.clone(), stem.as_ref(), config)
-    }
-
-    /// Loads a head saved by [`EmbeddingHead::save_checkpoint`].
-    pub fn load_checkpoint(
-        stem: impl AsRef<Path>,
-        device: &B::Device,
-    ) -> Result<(Self, EmbeddingHeadConfig), ModelError> {
-        let stem = stem.as_ref();
-        let config: EmbeddingHeadConfig = load_config(stem)?;
-        let head = config.init::<B>(device)?;
-        Ok((load_weights(head, stem, device)?, config))
-    }
-}
-
-fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
-    NamedMpkFileRecorder::<FullPrecisionSettings>::new()
-}
-
-/// `<stem>.mpk` and `<stem>.json`, appending (a stem like `best.epoch5` keeps its dot).
-fn checkpoint_paths(stem: &Path) -> [PathBuf; 2] {
-    let with_suffix = |suffix: &str| {
-        let mut path = stem.as_os_str().to_owned();
-        path.push(suffix);
-        PathBuf::from(path)
-    };
-    [with_suffix(".mpk"), with_suffix(".json")]
-}
-
-fn save_checkpoint<B: Backend, M: Module<B>, C: Config>(
-    module: M,
-    stem: &Path,
-    config: &C,
-) -> Result<[PathBuf; 2], ModelError> {
-    let [weights, config_path] = checkpoint_paths(stem);
-    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| ModelError::Checkpoint {
-            path: dir.to_path_buf(),
-            message: format!("cannot create directory: {e}"),
-        })?;
-    }
-    module
-        .save_file(weights.clone(), &recorder())
-        .map_err(|e| ModelError::Checkpoint {
-            path: weights.clone(),
-            message: e.to_string(),
-        })?;
-    config
-        .save(&config_path)
-        .map_err(|e| ModelError::Checkpoint {
-            path: config_path.clone(),
-            message: e.to_string(),
-        })?;
-    Ok([weights, config_path])
-}
-
-fn load_config<C: Config>(stem: &Path) -> Result<C, ModelError> {
-    let [_, config_path] = checkpoint_paths(stem);
-    if !config_path.is_file() {
-        return Err(ModelError::FileNotFound { path: config_path });
-    }
-    C::load(&config_path).map_err(|e| ModelError::Checkpoint {
-        path: config_path,
-        message: format!("bad config: {e}"),
-    })
-}
-
-fn load_weights<B: Backend, M: Module<B>>(
-    module: M,
-    stem: &Path,
-    device: &B::Device,
-) -> Result<M, ModelError> {
-    let [weights, _] = checkpoint_paths(stem);
-    if !weights.is_file() {
-        return Err(ModelError::FileNotFound { path: weights });
-    }
-    let expected = param_shapes(&module);
-    let loaded = module
-        .load_file(weights.clone(), &recorder(), device)
-        .map_err(|e| ModelError::Checkpoint {
-            path: weights.clone(),
-            message: format!("cannot load weights: {e}"),
-        })?;
-    // burn's recorder takes tensors as stored: a checkpoint of another shape would load.
-    let found = param_shapes(&loaded);
-    let differing: Vec<String> = expected
-        .iter()
-        .zip(&found)
-        .filter(|(e, f)| e != f)
-        .map(|((path, e), (_, f))| format!("{path}: config says {e:?}, file has {f:?}"))
-        .collect();
-    if !differing.is_empty() || expected.len() != found.len() {
-        return Err(ModelError::Checkpoint {
-            path: weights,
-            message: format!(
-                "weights do not fit the stored config: {}",
-                differing.join("; ")
-            ),
-        });
-    }
-    Ok(loaded)
-}
-
-/// `(path, shape)` of every tensor of a module, in visiting order.
-fn param_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
-    module
-        .collect(None, None, false)
-        .into_iter()
-        .map(|s| (s.full_path(), s.shape.to_vec()))
-        .collect()
 }

@@ -1,6 +1,7 @@
 //! The host kernels against burn's own ops on the CPU backend: `ee_model::conv2d` (forward,
 //! input, weight and bias gradients, on the shapes GoogLeNet uses and on odd ones) and
-//! `ee_model::batch_norm` (training forward, running statistics, gradients), in f32 and f64.
+//! `ee_model::batch_norm` (training forward, running statistics, gradients), in f32 and f64;
+//! and that `EE_CPU_KERNELS=burn` sends every layer to burn's ops instead.
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Param, RunningState};
@@ -9,7 +10,9 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
-use ee_model::{batch_norm, conv2d, MaxPool2dCeil};
+use ee_model::{
+    batch_norm, conv2d, own_kernel_calls, KernelCalls, MaxPool2dCeil, CPU_KERNELS_ENV,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -363,4 +366,70 @@ fn max_pool_matches_burn() {
             }
         }
     }
+}
+
+/// Own-kernel calls of one GoogLeNet training step (forward + backward on `Autodiff<Flex>`)
+/// and of one evaluation forward (`Flex`), in that order.
+fn googlenet_kernel_calls() -> [KernelCalls; 2] {
+    use ee_model::EmbeddingModelConfig;
+    let device = Default::default();
+    let model = EmbeddingModelConfig::new()
+        .with_embed_dim(8)
+        .init::<AD>(&device)
+        .unwrap();
+    let images = random::<AD, 4>([2, 3, 32, 32], 31, DType::F32, &device);
+    let before = own_kernel_calls();
+    let grads = model.forward(images.clone()).sum().backward();
+    let train = delta(before, own_kernel_calls());
+    assert!(model.head.embedding.weight.val().grad(&grads).is_some());
+    let before = own_kernel_calls();
+    let _ = burn::module::AutodiffModule::valid(&model).forward(images.inner());
+    [train, delta(before, own_kernel_calls())]
+}
+
+fn delta(before: KernelCalls, after: KernelCalls) -> KernelCalls {
+    KernelCalls {
+        conv: after.conv - before.conv,
+        batch_norm_train: after.batch_norm_train - before.batch_norm_train,
+        batch_norm_eval: after.batch_norm_eval - before.batch_norm_eval,
+        max_pool: after.max_pool - before.max_pool,
+    }
+}
+
+const BURN_KERNELS_RAN: &str = "EE_CPU_KERNELS=burn: every layer ran on burn's ops";
+
+#[test]
+fn cpu_kernels_switch_sends_every_layer_to_burn_in_training_and_evaluation() {
+    // The switch is read once per process: this test checks the host kernels here, then runs
+    // itself again with EE_CPU_KERNELS=burn, where it checks that none of them ran.
+    let [train, eval] = googlenet_kernel_calls();
+    if std::env::var(CPU_KERNELS_ENV).as_deref() == Ok("burn") {
+        assert_eq!(train, KernelCalls::default(), "training step");
+        assert_eq!(eval, KernelCalls::default(), "evaluation forward");
+        println!("{BURN_KERNELS_RAN}");
+        return;
+    }
+    // GoogLeNet: 57 conv + BatchNorm + ReLU layers; 4 max pools and one per inception block.
+    let all = |batch_norm_train, batch_norm_eval| KernelCalls {
+        conv: 57,
+        batch_norm_train,
+        batch_norm_eval,
+        max_pool: 4 + 9,
+    };
+    assert_eq!(train, all(57, 0), "training step on the host kernels");
+    assert_eq!(eval, all(0, 57), "evaluation forward on the host kernels");
+
+    let name = "cpu_kernels_switch_sends_every_layer_to_burn_in_training_and_evaluation";
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CPU_KERNELS_ENV, "burn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && stdout.contains(BURN_KERNELS_RAN),
+        "with {CPU_KERNELS_ENV}=burn: {}\n{stdout}\n{}",
+        child.status,
+        String::from_utf8_lossy(&child.stderr)
+    );
 }

@@ -47,16 +47,9 @@ use burn::tensor::{DType, Tensor};
 
 pub use host::ConvGeometry;
 
-/// Set to `burn` to send every convolution, BatchNorm and max pool to burn's own ops (for
-/// profiling and for cross-checking a run); read once per process.
-pub const CPU_KERNELS_ENV: &str = "EE_CPU_KERNELS";
-
-/// Whether [`CPU_KERNELS_ENV`] asks for burn's kernels.
-#[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(dead_code))]
-pub(crate) fn burn_kernels_forced() -> bool {
-    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FORCED.get_or_init(|| std::env::var(CPU_KERNELS_ENV).is_ok_and(|v| v == "burn"))
-}
+pub use crate::dispatch::CPU_KERNELS_ENV;
+#[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(unused_imports))]
+use crate::dispatch::burn_kernels_forced;
 
 /// `layer.forward(input)`, on the host kernels where they apply (see the module docs):
 /// `[batch, in, h, w]` -> `[batch, out, h', w']`.
@@ -66,7 +59,10 @@ pub fn conv2d<B: Backend>(layer: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4
         let weight = layer.weight.val();
         match host_geometry(layer, &input, &weight).filter(|_| !burn_kernels_forced()) {
             Some(geometry) => match flex::try_conv2d(input, weight, geometry) {
-                Ok(output) => return with_bias(layer, output),
+                Ok(output) => {
+                    crate::dispatch::record(|calls| calls.conv += 1);
+                    return with_bias(layer, output);
+                }
                 Err((input, _)) => input,
             },
             None => input,
@@ -75,7 +71,10 @@ pub fn conv2d<B: Backend>(layer: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4
     #[cfg(feature = "tch")]
     let input = match crate::torch::TorchConv::of(layer).filter(|_| !burn_kernels_forced()) {
         Some(conv) => match crate::torch::try_conv2d(input, layer.weight.val(), conv) {
-            Ok(output) => return with_bias(layer, output),
+            Ok(output) => {
+                crate::dispatch::record(|calls| calls.conv += 1);
+                return with_bias(layer, output);
+            }
             Err((input, _)) => input,
         },
         None => input,
@@ -94,7 +93,13 @@ pub fn conv_bn_relu<B: Backend>(
     #[cfg(feature = "tch")]
     let input = if !burn_kernels_forced() && B::ad_enabled(&input.device()) {
         match crate::torch::try_conv_bn_relu_train(conv, bn, input) {
-            Ok(output) => return output,
+            Ok(output) => {
+                crate::dispatch::record(|calls| {
+                    calls.conv += 1;
+                    calls.batch_norm_train += 1;
+                });
+                return output;
+            }
             Err(input) => input,
         }
     } else {

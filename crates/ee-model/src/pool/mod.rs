@@ -132,7 +132,7 @@ impl MaxPool2dCeil {
             .output_size(height, width)
             .unwrap_or_else(|| panic!("max pool: input {height}x{width} smaller than kernel"));
         #[cfg(feature = "flex")]
-        let input = if crate::conv::burn_kernels_forced() {
+        let input = if crate::dispatch::burn_kernels_forced() {
             input
         } else {
             let geometry = host::PoolGeometry {
@@ -143,7 +143,10 @@ impl MaxPool2dCeil {
                 output: [out_h, out_w],
             };
             match flex::try_max_pool(input, geometry) {
-                Ok(pooled) => return pooled,
+                Ok(pooled) => {
+                    crate::dispatch::record(|calls| calls.max_pool += 1);
+                    return pooled;
+                }
                 Err(input) => input,
             }
         };

@@ -187,101 +187,8 @@ fn gradients_split_between_backbone_and_head() {
 }
 
 #[test]
-fn checkpoint_round_trip_keeps_weights_running_stats_and_config() {
+fn bad_configs_are_clear_errors() {
     let device = Default::default();
-    let dir = tempfile::tempdir().unwrap();
-    let config = EmbeddingModelConfig::new()
-        .with_embed_dim(8)
-        .with_hidden_dim(Some(16))
-        .with_seed(3);
-    let model = config.init::<AD>(&device).unwrap();
-    // One training step's forward moves the running statistics away from (0, 1).
-    let images = Tensor::<AD, 4>::random([2, 3, 32, 32], Distribution::Normal(0.5, 1.0), &device);
-    let _ = model.forward(images);
-    let model = model.valid();
-
-    let stem = dir.path().join("runs").join("best.epoch5");
-    let [weights, config_path] = model.save_checkpoint(&stem, &config).unwrap();
-    assert!(weights.ends_with("best.epoch5.mpk") && weights.is_file());
-    assert!(config_path.ends_with("best.epoch5.json") && config_path.is_file());
-
-    let (loaded, loaded_config) = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap();
-    assert_eq!(loaded_config.embed_dim, 8);
-    assert_eq!(loaded_config.hidden_dim, Some(16));
-    assert_eq!(loaded_config.transform_input, Some(false));
-    assert_eq!(loaded_config.pretrained, None);
-    let x = Tensor::<B, 4>::random([2, 3, 36, 36], Distribution::Normal(0.0, 1.0), &device);
-    assert_eq!(
-        model
-            .forward(x.clone())
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap(),
-        loaded
-            .forward(x.clone())
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap()
-    );
-    let fresh = config.init::<B>(&device).unwrap();
-    assert!(max_abs_diff(model.forward(x.clone()), fresh.forward(x)) > 1e-4);
-
-    // Head-only checkpoints too.
-    let head_config = EmbeddingHeadConfig::new()
-        .with_in_features(12)
-        .with_embed_dim(4)
-        .with_seed(9);
-    let head = head_config.init::<B>(&device).unwrap();
-    let head_stem = dir.path().join("head");
-    head.save_checkpoint(&head_stem, &head_config).unwrap();
-    let (loaded_head, _) = EmbeddingHead::<B>::load_checkpoint(&head_stem, &device).unwrap();
-    let f = Tensor::<B, 2>::random([3, 12], Distribution::Default, &device);
-    assert_eq!(
-        max_abs_diff(head.forward(f.clone()), loaded_head.forward(f)),
-        0.0
-    );
-}
-
-#[test]
-fn bad_checkpoints_and_configs_are_clear_errors() {
-    let device = Default::default();
-    let dir = tempfile::tempdir().unwrap();
-    let stem = dir.path().join("none");
-    let err = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap_err();
-    assert!(matches!(err, ModelError::FileNotFound { .. }), "{err:?}");
-    assert!(err.to_string().contains("none.json"));
-
-    // A config with a corrupt weight file next to it.
-    let config = EmbeddingModelConfig::new().with_embed_dim(4);
-    let model = config.init::<B>(&device).unwrap();
-    let stem = dir.path().join("ckpt");
-    let [weights, config_path] = model.save_checkpoint(&stem, &config).unwrap();
-    std::fs::write(&weights, b"garbage").unwrap();
-    let err = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap_err();
-    assert!(matches!(err, ModelError::Checkpoint { .. }), "{err:?}");
-    assert!(err.to_string().contains("ckpt.mpk"));
-    std::fs::write(&config_path, b"{ not json").unwrap();
-    let err = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap_err();
-    assert!(err.to_string().contains("ckpt.json"), "{err}");
-
-    // A checkpoint of another embedding size does not load into the wrong shape silently.
-    let other = EmbeddingModelConfig::new().with_embed_dim(6);
-    let stem = dir.path().join("mixed");
-    other
-        .init::<B>(&device)
-        .unwrap()
-        .save_checkpoint(&stem, &other)
-        .unwrap();
-    config.save(dir.path().join("mixed.json")).unwrap();
-    let err = EmbeddingModel::<B>::load_checkpoint(&stem, &device).unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, ModelError::Checkpoint { .. }), "{err:?}");
-    assert!(
-        message.contains("mixed.mpk") && message.contains("do not fit"),
-        "{message}"
-    );
-    assert!(message.contains("head.embedding.weight"), "{message}");
-
     for (bad, field) in [
         (EmbeddingModelConfig::new().with_embed_dim(0), "embed_dim"),
         (
@@ -422,22 +329,13 @@ fn model_config_passes_init_and_seed_to_the_backbone() {
 /// `target/parity/googlenet` of the workspace. `None` (the test says it skipped) when absent,
 /// unless `EE_REQUIRE_TORCH_FIXTURE=1` (set by `cargo xtask test --backend tch`, so by CI).
 fn googlenet_fixture() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("EE_GOOGLENET_PARITY_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/parity/googlenet")
-        });
-    if dir.join("io.safetensors").is_file() {
-        return Some(dir);
-    }
-    let make = "python crates/ee-model/tests/support/googlenet_parity.py (torch + torchvision)";
-    assert!(
-        std::env::var("EE_REQUIRE_TORCH_FIXTURE").as_deref() != Ok("1"),
-        "EE_REQUIRE_TORCH_FIXTURE=1 but {} has no fixture: {make}",
-        dir.display()
-    );
-    eprintln!("skipped: no GoogLeNet fixture in {}; {make}", dir.display());
-    None
+    support::torch_fixture(
+        "EE_GOOGLENET_PARITY_DIR",
+        "googlenet",
+        "io.safetensors",
+        "cargo xtask fixtures (or python crates/ee-model/tests/support/googlenet_parity.py with \
+         torch + torchvision)",
+    )
 }
 
 /// Largest absolute difference relative to the reference's largest magnitude.

@@ -62,14 +62,11 @@ def embed(model, embedding, x):
     return e / torch.sqrt((e * e).sum(dim=1, keepdim=True) + 1e-10)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="target/parity/googlenet")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
+def build_model(seed):
+    """(GoogLeNet, embedding Linear) of this fixture: torchvision's random init from `seed`,
+    every BatchNorm with a random affine part and running statistics of one train-mode
+    forward of 8 random images. googlenet_grads.py builds its model with this too."""
+    torch.manual_seed(seed)
     model = torchvision.models.googlenet(
         weights=None, aux_logits=True, init_weights=True, transform_input=True
     )
@@ -85,6 +82,17 @@ def main():
         features(model, torch.randn(8, 3, 64, 64))
         for bn in bns:
             bn.momentum = 0.1
+    return model, embedding
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="target/parity/googlenet")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    torch.set_num_threads(2)
+    model, embedding = build_model(args.seed)
 
     os.makedirs(args.out, exist_ok=True)
     state = dict(model.state_dict())

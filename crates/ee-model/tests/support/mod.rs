@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::{Param, RunningState};
 use burn::tensor::backend::Backend;
@@ -335,8 +335,8 @@ pub fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>
 
 use burn::tensor::ElementConversion;
 
-/// Every tensor of the f32 safetensors file `path` (a PyTorch fixture); a missing file panics
-/// with `make` (the command that writes it).
+/// Every tensor of the safetensors file `path` (a PyTorch fixture; f32, or u8 / i32 masks and
+/// indices, as f32); a missing file panics with `make` (the command that writes it).
 pub fn read_safetensors(path: &Path, make: &str) -> StateDict {
     let bytes = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{}: {e}; make it with `{make}`", path.display()));
@@ -345,12 +345,20 @@ pub fn read_safetensors(path: &Path, make: &str) -> StateDict {
         .tensors()
         .into_iter()
         .map(|(name, view)| {
-            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let data = view.data();
+            let values = match view.dtype() {
+                safetensors::Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                // Masks and indices (exact in f32 below 2^24).
+                safetensors::Dtype::U8 => data.iter().map(|&b| f32::from(b)).collect(),
+                safetensors::Dtype::I32 => data
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+                    .collect(),
+                other => panic!("{}: {name} is {other:?}, not f32, u8 or i32", path.display()),
+            };
             (
                 name,
                 Entry {
@@ -360,4 +368,25 @@ pub fn read_safetensors(path: &Path, make: &str) -> StateDict {
             )
         })
         .collect()
+}
+
+/// The folder of a PyTorch fixture: `$ENV_VAR`, else `target/parity/<name>` of the workspace,
+/// when it holds `marker`. Without it the test skips (`None`, saying so), unless
+/// `EE_REQUIRE_TORCH_FIXTURE=1` (set by CI), where it fails naming `make`.
+pub fn torch_fixture(env_var: &str, name: &str, marker: &str, make: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/parity")
+            .join(name)
+    });
+    if dir.join(marker).is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("EE_REQUIRE_TORCH_FIXTURE").as_deref() != Ok("1"),
+        "EE_REQUIRE_TORCH_FIXTURE=1 but {} has no {marker}: {make}",
+        dir.display()
+    );
+    eprintln!("skipped: no {marker} in {}; {make}", dir.display());
+    None
 }
