@@ -224,17 +224,23 @@ pub fn ensure_googlenet_fixtures(env: &TchEnv) -> Result<Vec<PathBuf>, String> {
     for (script, dir, files) in fixtures {
         let script = PathBuf::from("crates/ee-model/tests/support").join(script);
         let dir = PathBuf::from(dir);
-        let source = std::fs::read(&script)
-            .map_err(|e| format!("cannot read {}: {e}", script.display()))?;
+        let source =
+            std::fs::read(&script).map_err(|e| format!("cannot read {}: {e}", script.display()))?;
         // The parity script is imported by the gradient one: both are part of its source.
-        let source = [source, std::fs::read("crates/ee-model/tests/support/googlenet_parity.py")
-            .unwrap_or_default()]
+        let source = [
+            source,
+            std::fs::read("crates/ee-model/tests/support/googlenet_parity.py").unwrap_or_default(),
+        ]
         .concat();
         let stamp = dir.join("made_by.py");
         let current = files.iter().all(|f| dir.join(f).is_file())
             && std::fs::read(&stamp).is_ok_and(|made_by| made_by == source);
         if !current {
-            eprintln!("== writing the PyTorch fixture {} ({})", dir.display(), script.display());
+            eprintln!(
+                "== writing the PyTorch fixture {} ({})",
+                dir.display(),
+                script.display()
+            );
             let status = Command::new(env.venv.join("bin/python"))
                 .arg("-B")
                 .arg(&script)

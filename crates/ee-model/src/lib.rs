@@ -95,6 +95,7 @@ mod weights;
 pub use backbone::{Backbone, BackboneKind};
 pub use batch_norm::batch_norm;
 pub use conv::{conv2d, conv_bn_relu};
+pub use dispatch::{own_kernel_calls, KernelCalls, CPU_KERNELS_ENV};
 pub use error::ModelError;
 pub use googlenet::{
     apply_transform_input, BasicConv2d, BasicConv2dConfig, GoogLeNet, GoogLeNetConfig, Inception,
@@ -104,7 +105,6 @@ pub use head::{
     global_avg_pool, l2_normalize, xavier_bound, EmbeddingHead, EmbeddingHeadConfig,
     L2_NORM_EPSILON,
 };
-pub use dispatch::{own_kernel_calls, KernelCalls, CPU_KERNELS_ENV};
 pub use init::{truncated_normal, BackboneInit, TORCHVISION_INIT_BOUNDS, TORCHVISION_INIT_STD};
 pub use model::{Embed, EmbeddingModel, EmbeddingModelConfig};
 pub use pool::{pool_output_size, MaxPool2dCeil};

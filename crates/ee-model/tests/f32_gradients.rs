@@ -17,9 +17,9 @@
 //!   alone);
 //! - the gradients up to that stage (and the input's) only within [`FLIPPED_BOUND`].
 //!
-//! The 4 x 64 px case is image seed 3, where our float32 flips one maxpool2 window (PyTorch's
-//! happens not to); the 8 x 64 px one is the first seed on which PyTorch's float32 flips
-//! nothing, and neither do we, so the strict bound covers every layer there.
+//! The cases: 4 x 64 px with image seed 3 (the case of the issue that asked for this test) and
+//! 8 x 64 px with image seed 0. On both, PyTorch's own float32 flips 4 to 13 decisions
+//! (its conv1 gradient error: 1.2e-2 and 9.8e-3; with the same decisions 7.9e-5 and 2.3e-5).
 
 mod support;
 
@@ -31,8 +31,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use ee_model::pool::host::PoolGeometry;
 use ee_model::{
-    apply_transform_input, Backbone, BasicConv2d, EmbeddingModel, EmbeddingModelConfig,
-    GoogLeNet, Inception, MaxPool2dCeil,
+    apply_transform_input, Backbone, BasicConv2d, EmbeddingModel, EmbeddingModelConfig, GoogLeNet,
+    Inception, MaxPool2dCeil,
 };
 
 type AD = Autodiff<Flex>;
@@ -211,7 +211,10 @@ fn our_gradients(
     let missing = |key: &str| format!("no gradient for {key}");
     for (prefix, layer) in basic_layers(net) {
         let weight = layer.conv.weight.val().grad(grads);
-        assert!(layer.conv.bias.is_none(), "{prefix}: torchvision's convs have no bias");
+        assert!(
+            layer.conv.bias.is_none(),
+            "{prefix}: torchvision's convs have no bias"
+        );
         let gamma = layer.bn.gamma.val().grad(grads);
         let beta = layer.bn.beta.val().grad(grads);
         let key = format!("{prefix}.conv.weight");
@@ -242,10 +245,9 @@ fn our_gradients(
 fn relative_error(ours: &[f32], truth: &[f32]) -> f64 {
     assert_eq!(ours.len(), truth.len());
     let scale = truth.iter().fold(0f64, |m, &t| m.max(f64::from(t).abs()));
-    let gap = ours
-        .iter()
-        .zip(truth)
-        .fold(0f64, |m, (&a, &b)| m.max((f64::from(a) - f64::from(b)).abs()));
+    let gap = ours.iter().zip(truth).fold(0f64, |m, (&a, &b)| {
+        m.max((f64::from(a) - f64::from(b)).abs())
+    });
     gap / scale
 }
 
@@ -314,7 +316,10 @@ fn check_case(file: &str) {
     );
     let mut over = Vec::new();
     let mut checked = 0;
-    for (key, entry) in io.iter().filter_map(|(k, e)| Some((k.strip_prefix("grad.")?, e))) {
+    for (key, entry) in io
+        .iter()
+        .filter_map(|(k, e)| Some((k.strip_prefix("grad.")?, e)))
+    {
         let mine = ours
             .get(key)
             .unwrap_or_else(|| panic!("fixture gradient {key} has no counterpart here"));

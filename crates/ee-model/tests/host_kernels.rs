@@ -10,9 +10,7 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
-use ee_model::{
-    batch_norm, conv2d, own_kernel_calls, KernelCalls, MaxPool2dCeil, CPU_KERNELS_ENV,
-};
+use ee_model::{batch_norm, conv2d, own_kernel_calls, KernelCalls, MaxPool2dCeil, CPU_KERNELS_ENV};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -189,7 +189,11 @@ mod tests {
         assert!(OptimizerConfig::new().check().is_ok());
         for (config, field, value) in [
             (OptimizerConfig::new().with_lr(0.0), "optimizer.lr", "0"),
-            (OptimizerConfig::new().with_beta2(1.0), "optimizer.beta2", "1"),
+            (
+                OptimizerConfig::new().with_beta2(1.0),
+                "optimizer.beta2",
+                "1",
+            ),
             (
                 OptimizerConfig::new().with_lr_decay_factor(1.5),
                 "optimizer.lr_decay_factor",

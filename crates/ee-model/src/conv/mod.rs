@@ -47,9 +47,9 @@ use burn::tensor::{DType, Tensor};
 
 pub use host::ConvGeometry;
 
-pub use crate::dispatch::CPU_KERNELS_ENV;
 #[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(unused_imports))]
 use crate::dispatch::burn_kernels_forced;
+pub use crate::dispatch::CPU_KERNELS_ENV;
 
 /// `layer.forward(input)`, on the host kernels where they apply (see the module docs):
 /// `[batch, in, h, w]` -> `[batch, out, h', w']`.

@@ -8,8 +8,8 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::{s, Distribution, ElementConversion, Tensor};
 use ee_model::{
-    xavier_bound, BasicConv2dConfig, EmbeddingHead, EmbeddingHeadConfig, EmbeddingModel,
-    EmbeddingModelConfig, ModelError,
+    xavier_bound, BasicConv2dConfig, EmbeddingHeadConfig, EmbeddingModel,
+    EmbeddingModelConfig,
 };
 use support::max_abs_diff;
 

@@ -357,7 +357,10 @@ pub fn read_safetensors(path: &Path, make: &str) -> StateDict {
                     .chunks_exact(4)
                     .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
                     .collect(),
-                other => panic!("{}: {name} is {other:?}, not f32, u8 or i32", path.display()),
+                other => panic!(
+                    "{}: {name} is {other:?}, not f32, u8 or i32",
+                    path.display()
+                ),
             };
             (
                 name,
@@ -374,11 +377,13 @@ pub fn read_safetensors(path: &Path, make: &str) -> StateDict {
 /// when it holds `marker`. Without it the test skips (`None`, saying so), unless
 /// `EE_REQUIRE_TORCH_FIXTURE=1` (set by CI), where it fails naming `make`.
 pub fn torch_fixture(env_var: &str, name: &str, marker: &str, make: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os(env_var).map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/parity")
-            .join(name)
-    });
+    let dir = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/parity")
+                .join(name)
+        });
     if dir.join(marker).is_file() {
         return Some(dir);
     }
