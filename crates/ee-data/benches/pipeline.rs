@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p ee-data` (short measurement). Criterion reports elements/s = images/s.
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::time::Duration;
 
 use burn::backend::Flex;

@@ -49,26 +49,18 @@ pub struct SamplerConfig {
 }
 
 impl SamplerConfig {
-    /// Checks the parameters against `labels` (one class label per item) and builds the
-    /// sampler; `seed` keys all its randomness.
-    ///
-    /// Errors name the parameter and the rule: batch size divisible by `K`, `K` even when
-    /// required, at least `batch_size / K` classes, an epoch of at least one batch.
-    pub fn init(&self, labels: &[u32], seed: u64) -> DataResult<ClassBalancedSampler> {
+    /// Checks the rules that need no data: `K >= 1`, `K` even when `require_even_instances`
+    /// is set, `batch_size` a positive multiple of `K`, and an explicit `epoch_size` that
+    /// holds a batch. [`SamplerConfig::init`] calls
+    /// it; call it alone to check a config before the dataset is read.
+    pub fn check(&self) -> DataResult<()> {
         let k = self.instances_per_class;
-        let b = self.batch_size;
+        let batch = self.batch_size;
         if k == 0 {
             return Err(DataError::config(
                 "instances_per_class",
                 k,
                 "must be at least 1",
-            ));
-        }
-        if b == 0 || !b.is_multiple_of(k) {
-            return Err(DataError::config(
-                "batch_size",
-                b,
-                format!("must be a positive multiple of instances_per_class = {k}"),
             ));
         }
         if self.require_even_instances && !k.is_multiple_of(2) {
@@ -78,6 +70,36 @@ impl SamplerConfig {
                 "must be even: Embedding Expansion pairs consecutive rows of a class",
             ));
         }
+        if batch == 0 || !batch.is_multiple_of(k) {
+            return Err(DataError::config(
+                "batch_size",
+                batch,
+                format!("must be a positive multiple of instances_per_class = {k}"),
+            ));
+        }
+        // The walk emits whole groups of K: an epoch of `epoch_size` samples holds
+        // ceil(epoch_size / K) * K of them.
+        if let Some(epoch_size) = self.epoch_size {
+            if epoch_size.div_ceil(k) * k < batch {
+                return Err(DataError::config(
+                    "epoch_size",
+                    epoch_size,
+                    format!("gives no complete batch of {batch}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the parameters against `labels` (one class label per item) and builds the
+    /// sampler; `seed` keys all its randomness.
+    ///
+    /// Errors name the parameter and the rule: batch size divisible by `K`, `K` even when
+    /// required, at least `batch_size / K` classes, an epoch of at least one batch.
+    pub fn init(&self, labels: &[u32], seed: u64) -> DataResult<ClassBalancedSampler> {
+        self.check()?;
+        let k = self.instances_per_class;
+        let b = self.batch_size;
         if labels.is_empty() {
             return Err(DataError::EmptySplit(
                 "sampler: the split has no items".into(),

@@ -13,6 +13,9 @@
 //! k-means in the bench: 1 restart, at most 10 Lloyd iterations (the evaluation default is 5
 //! restarts, 100 iterations): figures are per (restart x 10 iterations), plus seeding.
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::time::Duration;
 
 use burn::backend::Flex;

@@ -107,6 +107,55 @@ pub enum EvalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An embeddings file of [`crate::embedding_set`] (or its index) is unreadable or
+    /// inconsistent.
+    #[error("{}: {message}", path.display())]
+    EmbeddingsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An embeddings file of [`crate::embedding_set`] (or its index) could not be read or
+    /// written.
+    #[error("{}: {source}", path.display())]
+    EmbeddingsIo {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An [`EmbeddingSet`](crate::embedding_set::EmbeddingSet) was given another number of
+    /// paths or labels than of embeddings.
+    #[error("{embeddings} embeddings but {paths} paths and {labels} labels")]
+    SetLengthMismatch {
+        /// Number of embedding rows.
+        embeddings: usize,
+        /// Number of paths.
+        paths: usize,
+        /// Number of labels.
+        labels: usize,
+    },
+    /// Scoring an embedding set needs every label, and a row has none.
+    #[error("the {set} set has no label for row {row} ({path}): scoring needs every label")]
+    Unlabelled {
+        /// Which set ("query", "gallery").
+        set: String,
+        /// The row.
+        row: usize,
+        /// The row's path.
+        path: String,
+    },
+}
+
+impl From<ee_core::fs::FileError> for EvalError {
+    /// A failed atomic write of an embeddings file.
+    fn from(e: ee_core::fs::FileError) -> Self {
+        EvalError::EmbeddingsIo {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 /// Shorthand for results of this crate.

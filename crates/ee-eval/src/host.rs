@@ -1,5 +1,15 @@
 //! Host matrix kernels shared by the host engines of k-NN and k-means.
 
+use rayon::prelude::*;
+
+/// The squared norm of every row of the row-major `[rows, dim]` matrix `data`, summed in f64
+/// in index order, rows in parallel.
+pub(crate) fn squared_norms(data: &[f32], dim: usize) -> Vec<f64> {
+    data.par_chunks(dim)
+        .map(|row| row.iter().map(|&v| v as f64 * v as f64).sum())
+        .collect()
+}
+
 /// `dst[r * cols + c] = a_r . b_c` for the rows `a` (`[rows, dim]`) and `b` (`[cols, dim]`),
 /// single-threaded (callers run one tile per task): the `gemm` crate, as burn's flex
 /// backend uses it.

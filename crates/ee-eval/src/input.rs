@@ -5,7 +5,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use crate::error::{EvalError, Result};
 
 /// Squared norms above this could overflow `|q|^2 + |g|^2 - 2 q.g` in f32.
-const MAX_SQUARED_NORM: f32 = f32::MAX / 4.0;
+pub(crate) const MAX_SQUARED_NORM: f32 = f32::MAX / 4.0;
 
 /// A row-major `[rows, dim]` matrix of embeddings on the host.
 #[derive(Debug, Clone, PartialEq)]

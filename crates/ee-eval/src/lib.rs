@@ -12,6 +12,9 @@
 //!   (k-means++ seeding, seeded restarts).
 //! - **Query/gallery** mode: separate sets, nothing excluded.
 //!
+//! [`embedding_set`] reads and writes embeddings with the path and label of every row (the
+//! `.npy` + CSV index or `.safetensors` files of `ee embed`).
+//!
 //! Neighbours are exact and ordered by `(distance, index)`: ties between equal distances are
 //! broken by the lower gallery index. Distances are computed in tiles on the host (CPU
 //! backends) or on the backend (GPUs) in chunks of
@@ -37,17 +40,21 @@
 //! ```
 
 pub mod clustering;
+pub mod embedding_set;
 pub mod error;
 pub mod evaluate;
 mod host;
 pub mod input;
 pub mod io;
 pub mod kmeans;
-pub mod kmeans_host;
 pub mod knn;
-pub mod knn_host;
 pub mod report;
 pub mod retrieval;
+
+/// The host engine of k-means, now [`kmeans::host`]; this path stays for existing code.
+pub use kmeans::host as kmeans_host;
+/// The host engine of the k-NN scan, now [`knn::host`]; this path stays for existing code.
+pub use knn::host as knn_host;
 
 pub use clustering::{normalized_mutual_information, pairwise_scores, PairwiseScores};
 pub use error::{EvalError, Result};

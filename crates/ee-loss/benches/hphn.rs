@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p ee-loss --bench hphn`
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Distribution, Int, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

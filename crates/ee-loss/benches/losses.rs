@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p ee-loss --bench losses`
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -4,6 +4,9 @@
 //! forward+backward; PyTorch CPU 68 / 157-177 ms), so that figures from a busy machine can be
 //! read as ratios. Slow (seconds per iteration): 10 samples, short measurement.
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex};

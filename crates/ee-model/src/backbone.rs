@@ -3,37 +3,15 @@
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 use crate::googlenet::{GoogLeNet, GOOGLENET_FEATURES};
 use crate::resnet::{ResNet50, RESNET50_FEATURES};
 use crate::small_cnn::{SmallCnn, SMALL_CNN_FEATURES};
 
-/// Which backbone an [`EmbeddingModel`](crate::EmbeddingModel) uses (`model.backbone` in a
-/// run config: `"googlenet"`, `"resnet50"`, `"small_cnn"`).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum BackboneKind {
-    /// torchvision's GoogLeNet (Inception v1 with BatchNorm), the paper's backbone.
-    #[default]
-    Googlenet,
-    /// [`SmallCnn`]: four conv blocks, for CPU demos and tests.
-    SmallCnn,
-    /// torchvision's ResNet-50 (v1.5), the backbone of most metric-learning work since 2020.
-    Resnet50,
-}
+pub use crate::network::BackboneKind;
 
 impl BackboneKind {
-    /// The name used in config files.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackboneKind::Googlenet => "googlenet",
-            BackboneKind::SmallCnn => "small_cnn",
-            BackboneKind::Resnet50 => "resnet50",
-        }
-    }
-
     /// Channels of the feature map the backbone hands to the head.
     pub fn features(self) -> usize {
         match self {
@@ -41,12 +19,6 @@ impl BackboneKind {
             BackboneKind::SmallCnn => SMALL_CNN_FEATURES,
             BackboneKind::Resnet50 => RESNET50_FEATURES,
         }
-    }
-
-    /// Whether torchvision publishes ImageNet weights for it that
-    /// [`EmbeddingModelConfig::pretrained`](crate::EmbeddingModelConfig::pretrained) can load.
-    pub fn has_pretrained_weights(self) -> bool {
-        !matches!(self, BackboneKind::SmallCnn)
     }
 }
 

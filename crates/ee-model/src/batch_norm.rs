@@ -4,9 +4,9 @@
 //! [`batch_norm`] runs a burn [`BatchNorm`] layer with burn's semantics: batch statistics and
 //! a running-statistics update (biased variance, `running = (1 - momentum) * running +
 //! momentum * batch`) on an autodiff backend, running statistics otherwise. On
-//! `Autodiff<Flex>` (feature `flex`) the training forward and its backward are one host
-//! kernel each, parallel over channels, and on `Flex` (evaluation) the normalisation with
-//! the running statistics is one pass:
+//! `Autodiff<Flex>` (feature `flex`; any checkpointing strategy) the training forward and its
+//! backward are one host kernel each, parallel over channels, and on `Flex` (evaluation) the
+//! normalisation with the running statistics is one pass:
 //!
 //! ```text
 //! mean_c = sum x / M,  var_c = sum (x - mean_c)^2 / M,  M = batch * h * w
@@ -18,58 +18,160 @@
 //! for a `[64, 192, 16, 16]` input here), which made BatchNorm the largest part of a
 //! GoogLeNet step once the convolutions were fast.
 
+#[cfg(feature = "flex")]
+use burn::backend::Flex;
+#[cfg(feature = "tch")]
+use burn::backend::LibTorch;
+#[cfg(any(feature = "flex", feature = "tch"))]
+use burn::backend::{autodiff::checkpoint::strategy::CheckpointStrategy, Autodiff};
 use burn::nn::BatchNorm;
 use burn::tensor::backend::Backend;
+#[cfg(feature = "flex")]
+use burn::tensor::DType;
 use burn::tensor::Tensor;
+
+#[cfg(any(feature = "flex", feature = "tch"))]
+use crate::dispatch::Ran;
+use crate::dispatch::{self, KernelCalls, OwnKernel};
 
 /// `layer.forward(input)` for `[batch, channels, h, w]`, on the host kernels where they apply
 /// (see the module docs).
 pub fn batch_norm<B: Backend>(layer: &BatchNorm<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
-    let input = if crate::dispatch::burn_kernels_forced() {
-        input
-    } else {
-        let result = match B::ad_enabled(&input.device()) {
-            true => flex::try_batch_norm_train(layer, input),
-            false => flex::try_batch_norm_eval(layer, input),
-        };
-        match result {
-            Ok(output) => return counted(output),
-            Err(input) => input,
+    let epsilon = layer.epsilon;
+    let input = if B::ad_enabled(&input.device()) {
+        let params = (layer.gamma.val(), layer.beta.val());
+        match dispatch::run(TrainKernel { epsilon }, (input, params)) {
+            Ok((output, [mean, var])) => {
+                update_running(layer, mean, var);
+                return output;
+            }
+            Err((input, _)) => input,
         }
-    };
-    #[cfg(feature = "tch")]
-    let input = if crate::dispatch::burn_kernels_forced() {
-        input
     } else {
-        let result = match B::ad_enabled(&input.device()) {
-            true => crate::torch::try_batch_norm_train(layer, input),
-            false => crate::torch::try_batch_norm_eval(layer, input),
-        };
-        match result {
-            Ok(output) => return counted(output),
-            Err(input) => input,
+        let params = [
+            layer.gamma.val(),
+            layer.beta.val(),
+            layer.running_mean.value(),
+            layer.running_var.value(),
+        ];
+        match dispatch::run(EvalKernel { epsilon }, (input, params)) {
+            Ok(output) => return output,
+            Err((input, _)) => input,
         }
     };
     layer.forward(input)
 }
 
-/// Counts a BatchNorm that ran on ee-model's own kernel (training or evaluation).
+/// burn's running-statistics update from a batch's mean and biased variance:
+/// `running = (1 - momentum) * running + momentum * batch`, with burn's own ops, outside any
+/// graph.
 #[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(dead_code))]
-fn counted<B: Backend>(output: Tensor<B, 4>) -> Tensor<B, 4> {
-    let train = B::ad_enabled(&output.device());
-    crate::dispatch::record(|calls| match train {
-        true => calls.batch_norm_train += 1,
-        false => calls.batch_norm_eval += 1,
-    });
-    output
+pub(crate) fn update_running<B: Backend>(
+    layer: &BatchNorm<B>,
+    mean: Tensor<B, 1>,
+    var: Tensor<B, 1>,
+) {
+    let momentum = layer.momentum;
+    let update = |running: Tensor<B, 1>, batch: Tensor<B, 1>| {
+        running
+            .to_device(&batch.device())
+            .mul_scalar(1.0 - momentum)
+            .add(batch.mul_scalar(momentum))
+            .detach()
+    };
+    layer
+        .running_mean
+        .update(update(layer.running_mean.value_sync(), mean));
+    layer
+        .running_var
+        .update(update(layer.running_var.value_sync(), var));
+}
+
+/// The training forward (batch statistics) on the own kernels: the host kernels on
+/// `Autodiff<Flex>` (f32 / f64), one node with torch's backward on `Autodiff<LibTorch>`.
+struct TrainKernel {
+    #[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(dead_code))]
+    epsilon: f64,
+}
+
+impl OwnKernel for TrainKernel {
+    /// The input, gamma and beta.
+    type Input<B: Backend> = (Tensor<B, 4>, (Tensor<B, 1>, Tensor<B, 1>));
+    /// The output, and the batch mean and biased variance per channel.
+    type Output<B: Backend> = (Tensor<B, 4>, [Tensor<B, 1>; 2]);
+
+    fn count(calls: &mut KernelCalls) {
+        calls.batch_norm_train += 1;
+    }
+
+    #[cfg(feature = "flex")]
+    fn flex_autodiff<C: CheckpointStrategy>(
+        self,
+        (input, (gamma, beta)): Self::Input<Autodiff<Flex, C>>,
+    ) -> Ran<Self, Autodiff<Flex, C>> {
+        let dtype = input.dtype();
+        if !matches!(dtype, DType::F32 | DType::F64)
+            || gamma.dtype() != dtype
+            || beta.dtype() != dtype
+        {
+            return Err((input, (gamma, beta)));
+        }
+        Ok(flex::train(input, gamma, beta, self.epsilon))
+    }
+
+    #[cfg(feature = "tch")]
+    fn torch_autodiff<C: CheckpointStrategy>(
+        self,
+        (input, (gamma, beta)): Self::Input<Autodiff<LibTorch, C>>,
+    ) -> Ran<Self, Autodiff<LibTorch, C>> {
+        Ok(crate::torch::batch_norm_train(
+            input,
+            [gamma, beta],
+            self.epsilon,
+        ))
+    }
+}
+
+/// Evaluation (running statistics) on the own kernels: one host pass on `Flex` (f32), torch's
+/// one `batch_norm` op on `LibTorch`.
+struct EvalKernel {
+    #[cfg_attr(not(any(feature = "flex", feature = "tch")), allow(dead_code))]
+    epsilon: f64,
+}
+
+impl OwnKernel for EvalKernel {
+    /// The input, and gamma, beta, the running mean and the running variance.
+    type Input<B: Backend> = (Tensor<B, 4>, [Tensor<B, 1>; 4]);
+    type Output<B: Backend> = Tensor<B, 4>;
+
+    fn count(calls: &mut KernelCalls) {
+        calls.batch_norm_eval += 1;
+    }
+
+    #[cfg(feature = "flex")]
+    fn flex(self, (input, params): Self::Input<Flex>) -> Ran<Self, Flex> {
+        if input.dtype() != DType::F32 {
+            return Err((input, params));
+        }
+        // Read only here, once the backend is known to be `Flex`: on any other one, reading the
+        // four parameters would be four device-to-host copies per layer and forward.
+        match flex::eval_affine(&params, self.epsilon, input.dims()[1]) {
+            Some((scale, shift)) => Ok(flex::eval(input, &scale, &shift)),
+            None => Err((input, params)),
+        }
+    }
+
+    #[cfg(feature = "tch")]
+    fn torch(self, (input, params): Self::Input<LibTorch>) -> Ran<Self, LibTorch> {
+        Ok(crate::torch::batch_norm_eval(input, params, self.epsilon))
+    }
 }
 
 /// Host kernels on contiguous NCHW buffers.
 pub mod host {
     use rayon::prelude::*;
 
-    use crate::conv::host::ConvElement;
+    use crate::element::ConvElement;
 
     /// Per-channel batch mean and biased variance of `x` `[batch, channels, plane]`.
     pub fn statistics<T: ConvElement>(x: &[T], channels: usize, plane: usize) -> Vec<(f64, f64)> {
@@ -161,20 +263,19 @@ pub mod host {
 #[cfg(feature = "flex")]
 mod flex {
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
     use burn::backend::{Autodiff, Flex};
-    use burn::nn::BatchNorm;
-    use burn::tensor::backend::Backend;
     use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
     use super::host;
-    use crate::conv::host::ConvElement;
-    use crate::flex_interop::{cast, primitive, to_flex, with_values, Pod};
+    use crate::element::ConvElement;
+    use crate::flex_interop::{primitive, to_flex, with_values, Pod};
 
-    type AD = Autodiff<Flex>;
+    /// `Autodiff<Flex>` with checkpointing strategy `C`.
+    type Ad<C> = Autodiff<Flex, C>;
 
     /// What the backward needs: the input, gamma, and the batch statistics.
     #[derive(Clone, Debug)]
@@ -229,89 +330,62 @@ mod flex {
         }
     }
 
-    /// The training forward on the host when `B` is `Autodiff<Flex>` and the dtype is f32 or
-    /// f64; otherwise the input comes back.
-    pub(super) fn try_batch_norm_train<B: Backend>(
-        layer: &BatchNorm<B>,
-        input: Tensor<B, 4>,
-    ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-        let gamma = layer.gamma.val();
-        let beta = layer.beta.val();
+    /// The training forward on the host (f32 / f64, checked by the caller): the output and the
+    /// batch mean and biased variance, for every checkpointing strategy `C`.
+    pub(super) fn train<C: CheckpointStrategy>(
+        input: Tensor<Ad<C>, 4>,
+        gamma: Tensor<Ad<C>, 1>,
+        beta: Tensor<Ad<C>, 1>,
+        epsilon: f64,
+    ) -> (Tensor<Ad<C>, 4>, [Tensor<Ad<C>, 1>; 2]) {
         let dtype = input.dtype();
-        if !matches!(dtype, DType::F32 | DType::F64)
-            || gamma.dtype() != dtype
-            || beta.dtype() != dtype
-        {
-            return Err(input);
-        }
         let shape = input.dims();
         let device = input.device();
-        let (input, gamma, beta) =
-            cast::<_, (Tensor<AD, 4>, Tensor<AD, 1>, Tensor<AD, 1>)>((input, gamma, beta))
-                .map_err(|(input, _, _)| input)?;
-        let (output, mean, var) = train_forward(input, gamma, beta, layer.epsilon, shape);
-        // The running statistics, with burn's own update formula and ops.
-        let momentum = layer.momentum;
+        let (output, mean, var) = train_forward(input, gamma, beta, epsilon, shape);
         let stats = |values: Vec<f64>| {
-            Tensor::<B, 1>::from_data(TensorData::new(values, [shape[1]]), (&device, dtype))
+            Tensor::from_data(TensorData::new(values, [shape[1]]), (&device, dtype))
         };
-        let update = |running: Tensor<B, 1>, batch: Tensor<B, 1>| {
-            running
-                .mul_scalar(1.0 - momentum)
-                .add(batch.mul_scalar(momentum))
-                .detach()
-        };
-        let running_mean = layer.running_mean.value_sync().to_device(&device);
-        let running_var = layer.running_var.value_sync().to_device(&device);
-        layer.running_mean.update(update(running_mean, stats(mean)));
-        layer.running_var.update(update(running_var, stats(var)));
-        Ok(cast(output).expect("B is Autodiff<Flex>"))
+        (output, [stats(mean), stats(var)])
     }
 
-    /// Evaluation (`Flex`, running statistics) on the host:
-    /// `y = x * gamma / sqrt(running_var + eps) + (beta - running_mean * that scale)`.
-    pub(super) fn try_batch_norm_eval<B: Backend>(
-        layer: &BatchNorm<B>,
-        input: Tensor<B, 4>,
-    ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-        if input.dtype() != DType::F32 {
-            return Err(input);
-        }
-        let shape = input.dims();
-        // The backend first: on any other one, reading the four parameters would be four
-        // device-to-host copies per layer and forward, for nothing.
-        let input = cast::<_, Tensor<Flex, 4>>(input)?;
-        let values = crate::readback::to_host_f64::<B, 1>;
-        let (Some(gamma), Some(beta), Some(mean), Some(var)) = (
-            values(layer.gamma.val()),
-            values(layer.beta.val()),
-            values(layer.running_mean.value()),
-            values(layer.running_var.value()),
-        ) else {
-            return Err(cast(input).expect("B is Flex"));
-        };
-        let scale: Vec<f64> = (0..shape[1])
-            .map(|c| gamma[c] / (var[c] + layer.epsilon).sqrt())
+    /// Evaluation's per-channel `(scale, shift)` from gamma, beta, the running mean and the
+    /// running variance (`channels` of each), or `None` when one cannot be read as f64:
+    /// `scale = gamma / sqrt(running_var + eps)`, `shift = beta - running_mean * scale`.
+    pub(super) fn eval_affine(
+        [gamma, beta, mean, var]: &[Tensor<Flex, 1>; 4],
+        epsilon: f64,
+        channels: usize,
+    ) -> Option<(Vec<f64>, Vec<f64>)> {
+        let values = |t: &Tensor<Flex, 1>| crate::readback::to_host_f64(t.clone());
+        let (gamma, beta, mean, var) = (values(gamma)?, values(beta)?, values(mean)?, values(var)?);
+        let scale: Vec<f64> = (0..channels)
+            .map(|c| gamma[c] / (var[c] + epsilon).sqrt())
             .collect();
-        let shift: Vec<f64> = (0..shape[1])
+        let shift: Vec<f64> = (0..channels)
             .map(|c| beta[c] - mean[c] * scale[c])
             .collect();
+        Some((scale, shift))
+    }
+
+    /// Evaluation (`Flex`, running statistics, f32) on the host: `y = x * scale + shift` per
+    /// channel ([`eval_affine`]).
+    pub(super) fn eval(input: Tensor<Flex, 4>, scale: &[f64], shift: &[f64]) -> Tensor<Flex, 4> {
+        let shape = input.dims();
         let x = primitive(input);
         let y = with_values::<f32, _>(&[&x], |v| {
-            host::affine(v[0], &scale, &shift, shape[2] * shape[3])
+            host::affine(v[0], scale, shift, shape[2] * shape[3])
         });
-        let output = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(to_flex(y, shape)));
-        Ok(cast(output).expect("B is Flex"))
+        Tensor::from_primitive(TensorPrimitive::Float(to_flex(y, shape)))
     }
 
     /// `(y, batch mean, batch variance)`.
-    fn train_forward(
-        input: Tensor<AD, 4>,
-        gamma: Tensor<AD, 1>,
-        beta: Tensor<AD, 1>,
+    fn train_forward<C: CheckpointStrategy>(
+        input: Tensor<Ad<C>, 4>,
+        gamma: Tensor<Ad<C>, 1>,
+        beta: Tensor<Ad<C>, 1>,
         epsilon: f64,
         shape: [usize; 4],
-    ) -> (Tensor<AD, 4>, Vec<f64>, Vec<f64>) {
+    ) -> (Tensor<Ad<C>, 4>, Vec<f64>, Vec<f64>) {
         let (x, gamma, beta) = (primitive(input), primitive(gamma), primitive(beta));
         fn forward<T: ConvElement + Pod>(
             x: &FlexTensor,
@@ -353,7 +427,7 @@ mod flex {
             ),
         };
         let output = match HostBatchNormBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+            .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
             .compute_bound()
             .stateful()
         {

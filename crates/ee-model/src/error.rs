@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::weights::TorchvisionNetwork;
+use crate::network::BackboneKind;
 
 /// How many names of each kind a [`ModelError::WeightMismatch`] message lists before it
 /// summarises the rest as a count (the full lists stay in the error's fields).
@@ -41,8 +41,9 @@ pub enum ModelError {
 
     /// A weight file was read but its tensors do not fit the backbone (GoogLeNet, ResNet-50).
     #[error(
-        "weight file {} does not fit torchvision's {network}:{}{}{}{}",
+        "weight file {} does not fit torchvision's {}:{}{}{}{}",
         path.display(),
+        network.title(),
         name_list("missing", missing),
         name_list("unexpected", unexpected),
         name_list("wrong shape", wrong_shape),
@@ -52,7 +53,7 @@ pub enum ModelError {
         /// The file (boxed: keeps `ModelError` small).
         path: Box<std::path::Path>,
         /// The backbone whose layout the file was checked against.
-        network: TorchvisionNetwork,
+        network: BackboneKind,
         /// Parameters of the backbone that the file lacks.
         missing: Vec<String>,
         /// Keys in the file that belong to no backbone parameter (torchvision's `fc.*` and

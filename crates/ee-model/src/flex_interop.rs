@@ -7,13 +7,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
-use crate::conv::host::ConvElement;
+use crate::element::ConvElement;
 
 /// What `FlexTensor::storage` reads.
 pub(crate) trait Pod: bytemuck::Pod + burn::tensor::Element {}
 impl<T: bytemuck::Pod + burn::tensor::Element> Pod for T {}
-
-pub(crate) use crate::downcast::cast;
 
 pub(crate) fn primitive<B: Backend, const D: usize>(
     tensor: Tensor<B, D>,

@@ -31,7 +31,11 @@
 //!   (feature `flex`, on by default) it runs our own im2col + GEMM kernels with a custom
 //!   backward; with feature `tch` on `Autodiff<LibTorch>` it is one autodiff node with torch's
 //!   own backward; on other backends it is burn's convolution. [`batch_norm`](batch_norm())
-//!   does the same for BatchNorm.
+//!   does the same for BatchNorm, and [`MaxPool2dCeil`] for max pooling on `Flex`. The
+//!   `Autodiff` kernels serve every checkpointing strategy (`NoCheckpointing`, the default,
+//!   and `BalancedCheckpointing`). Which kernel a call takes is decided in one place (the
+//!   private `dispatch` module); [`CPU_KERNELS_ENV`] sends every layer to burn's ops and
+//!   [`own_kernel_calls`] counts the calls that took ee-model's own.
 //!
 //! Training mode (an autodiff backend) normalises with batch statistics and updates the
 //! BatchNorm running statistics; `model.valid()` (eval) uses the running statistics.
@@ -75,8 +79,7 @@ mod backbone;
 pub mod batch_norm;
 pub mod conv;
 mod dispatch;
-#[cfg(any(feature = "flex", feature = "tch"))]
-mod downcast;
+mod element;
 mod error;
 #[cfg(feature = "flex")]
 mod flex_interop;
@@ -84,6 +87,7 @@ mod googlenet;
 mod head;
 mod init;
 mod model;
+mod network;
 pub mod pool;
 mod readback;
 mod resnet;
@@ -111,5 +115,4 @@ pub use pool::{pool_output_size, MaxPool2dCeil};
 pub use readback::host_reads;
 pub use resnet::{ResNet50, ResNet50Config, RESNET50_FEATURES};
 pub use small_cnn::{ConvBlock, SmallCnn, SMALL_CNN_CHANNELS, SMALL_CNN_FEATURES};
-pub use weights::TorchvisionNetwork;
 pub use weights::{detect_format, ImportReport, WeightFormat, DEFAULT_HEAD_KEY};

@@ -112,7 +112,8 @@ impl EmbeddingModelConfig {
             return Err(ModelError::InvalidConfig {
                 field: "pretrained",
                 value: format!("{:?}", self.pretrained.as_deref().unwrap_or_default()),
-                rule: "the small CNN has no pretrained weights: leave `pretrained` unset",
+                rule: "pretrained weights exist for backbone = \"googlenet\" and \"resnet50\" \
+                       only (the small CNN has none): leave `pretrained` unset",
             });
         }
         if self.transform_input == Some(true) && kind != BackboneKind::Googlenet {
@@ -123,11 +124,12 @@ impl EmbeddingModelConfig {
             });
         }
         if let Some(key) = &self.head_key {
-            if self.pretrained.is_none() || key.is_empty() {
+            if self.pretrained.is_none() || key.trim().is_empty() || key.ends_with('.') {
                 return Err(ModelError::InvalidConfig {
                     field: "head_key",
                     value: format!("{key:?}"),
-                    rule: "names the head's key prefix in `pretrained`: set both, non-empty",
+                    rule: "the head's key prefix in the `pretrained` state dict (set both), e.g. \
+                           \"embedding\" for embedding.weight / embedding.bias",
                 });
             }
         }

@@ -15,6 +15,7 @@ thread_local! {
 
 /// The values of `tensor` as f64 on the host, counted in [`host_reads`]; `None` if its data
 /// cannot be read as f64.
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
 pub(crate) fn to_host_f64<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Option<Vec<f64>> {
     READS.with(|reads| reads.set(reads.get() + 1));
     tensor.into_data().convert::<f64>().to_vec::<f64>().ok()

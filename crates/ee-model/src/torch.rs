@@ -8,23 +8,23 @@
 //! autograd, on leaves that require a gradient exactly where burn tracks one, and its
 //! backward asks torch's autograd for those gradients (PyTorch's `convolution_backward` and
 //! `native_batch_norm_backward`: oneDNN / cuDNN). torchvision's `BasicConv2d` (convolution,
-//! BatchNorm, ReLU) in training mode is one such node for all three layers. Other backends get
-//! their inputs back.
+//! BatchNorm, ReLU) in training mode is one such node for all three layers. The functions here
+//! take the concrete backends' tensors (`Autodiff<LibTorch, C>` for every checkpointing
+//! strategy `C`, and `LibTorch`); [`crate::dispatch`] decides which calls come here.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::libtorch::TchTensor;
 use burn::backend::{Autodiff, LibTorch};
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::downcast::cast;
-
-type Ad = Autodiff<LibTorch>;
+/// `Autodiff<LibTorch>` with checkpointing strategy `C`.
+type Ad<C> = Autodiff<LibTorch, C>;
 
 /// One burn autodiff node over `N` inputs whose forward ran under torch's autograd.
 #[derive(Debug)]
@@ -60,25 +60,35 @@ impl<const N: usize> Backward<LibTorch, N> for TorchNode<N> {
     }
 }
 
-/// The float tensor of `Autodiff<LibTorch>` (any rank): torch's tensor and burn's node.
-type AdPrimitive = <Ad as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
+/// The float tensor of `Autodiff<LibTorch>` (any rank, any checkpointing strategy): torch's
+/// tensor and burn's node.
+type AdPrimitive =
+    <Autodiff<LibTorch> as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
 
-fn primitive<const D: usize>(tensor: Tensor<Ad, D>) -> AdPrimitive {
+fn primitive<C: CheckpointStrategy, const D: usize>(tensor: Tensor<Ad<C>, D>) -> AdPrimitive {
     tensor.into_primitive().tensor()
 }
 
-fn tensor<const D: usize>(primitive: AdPrimitive) -> Tensor<Ad, D> {
+fn tensor<C: CheckpointStrategy, const D: usize>(primitive: AdPrimitive) -> Tensor<Ad<C>, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
+/// A batch statistic computed by torch, as a tensor of `Autodiff<LibTorch, C>` outside any
+/// graph.
+fn statistic<C: CheckpointStrategy>(values: tch::Tensor) -> Tensor<Ad<C>, 1> {
+    let inner =
+        Tensor::<LibTorch, 1>::from_primitive(TensorPrimitive::Float(TchTensor::new(values)));
+    Tensor::from_inner(inner)
+}
+
 /// `forward(inputs)` as one autodiff node with torch's backward.
-fn apply<const N: usize>(
+fn apply<C: CheckpointStrategy, const N: usize>(
     inputs: [AdPrimitive; N],
     forward: impl Fn(&[tch::Tensor]) -> tch::Tensor,
 ) -> AdPrimitive {
     let nodes = inputs.each_ref().map(|x| x.node.clone());
     match TorchNode::<N>
-        .prepare::<NoCheckpointing>(nodes)
+        .prepare::<C>(nodes)
         .compute_bound()
         .stateful()
     {
@@ -135,15 +145,13 @@ impl TorchConv {
     }
 }
 
-/// `conv2d(input, weight)` (no bias) with torch's backward when `B` is `Autodiff<LibTorch>`;
-/// otherwise the inputs come back unchanged.
-pub(crate) fn try_conv2d<B: Backend>(
-    input: Tensor<B, 4>,
-    weight: Tensor<B, 4>,
+/// `conv2d(input, weight)` (no bias) as one node with torch's backward.
+pub(crate) fn conv2d<C: CheckpointStrategy>(
+    input: Tensor<Ad<C>, 4>,
+    weight: Tensor<Ad<C>, 4>,
     conv: TorchConv,
-) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
-    let (input, weight) = cast::<_, (Tensor<Ad, 4>, Tensor<Ad, 4>)>((input, weight))?;
-    let output = apply([primitive(input), primitive(weight)], |t| {
+) -> Tensor<Ad<C>, 4> {
+    let output = apply::<C, 2>([primitive(input), primitive(weight)], |t| {
         t[0].conv2d(
             &t[1],
             None::<tch::Tensor>,
@@ -153,29 +161,25 @@ pub(crate) fn try_conv2d<B: Backend>(
             1,
         )
     });
-    Ok(cast(tensor::<4>(output)).expect("B is Autodiff<LibTorch>"))
+    tensor(output)
 }
 
-/// BatchNorm in training mode with torch's backward when `B` is `Autodiff<LibTorch>`:
-/// normalised with the batch statistics, the running statistics updated as burn does (the
-/// biased batch variance, burn's momentum convention); otherwise the input comes back.
-pub(crate) fn try_batch_norm_train<B: Backend>(
-    layer: &BatchNorm<B>,
-    input: Tensor<B, 4>,
-) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let input = cast::<_, Tensor<Ad, 4>>(input)?;
-    let gamma = cast::<_, Tensor<Ad, 1>>(layer.gamma.val()).expect("B is Autodiff<LibTorch>");
-    let beta = cast::<_, Tensor<Ad, 1>>(layer.beta.val()).expect("B is Autodiff<LibTorch>");
-    let epsilon = layer.epsilon;
+/// BatchNorm in training mode as one node with torch's backward, normalised with the batch
+/// statistics: the output, and the batch mean and biased variance for burn's running update
+/// (`crate::batch_norm::update_running`).
+pub(crate) fn batch_norm_train<C: CheckpointStrategy>(
+    input: Tensor<Ad<C>, 4>,
+    [gamma, beta]: [Tensor<Ad<C>, 1>; 2],
+    epsilon: f64,
+) -> (Tensor<Ad<C>, 4>, [Tensor<Ad<C>, 1>; 2]) {
     let stats = std::cell::RefCell::new(None);
-    let output = apply([primitive(input), primitive(gamma), primitive(beta)], |t| {
+    let output = apply::<C, 3>([primitive(input), primitive(gamma), primitive(beta)], |t| {
         let (y, batch) = batch_norm_with_stats(&t[0], &t[1], &t[2], epsilon);
         *stats.borrow_mut() = Some(batch);
         y
     });
     let (mean, var) = stats.into_inner().expect("forward ran");
-    update_running(layer, mean, var);
-    Ok(cast(tensor::<4>(output)).expect("B is Autodiff<LibTorch>"))
+    (tensor(output), [statistic(mean), statistic(var)])
 }
 
 /// Training-mode `batch_norm(x)` and the batch's per-channel mean and biased variance.
@@ -210,50 +214,21 @@ fn batch_norm_with_stats(
     (y, (mean, biased))
 }
 
-/// burn's running update: `running * (1 - momentum) + batch * momentum`, outside any graph.
-fn update_running<B: Backend>(layer: &BatchNorm<B>, mean: tch::Tensor, var: tch::Tensor) {
-    let momentum = layer.momentum;
-    let update = |running: Tensor<B, 1>, batch: tch::Tensor| {
-        let batch =
-            Tensor::<LibTorch, 1>::from_primitive(TensorPrimitive::Float(TchTensor::new(batch)));
-        let batch: Tensor<B, 1> =
-            cast(Tensor::<Ad, 1>::from_inner(batch)).expect("B is Autodiff<LibTorch>");
-        running
-            .mul_scalar(1.0 - momentum)
-            .add(batch.mul_scalar(momentum))
-            .detach()
-    };
-    layer
-        .running_mean
-        .update(update(layer.running_mean.value_sync(), mean));
-    layer
-        .running_var
-        .update(update(layer.running_var.value_sync(), var));
-}
-
 /// `relu(batch_norm(conv2d(input)))` in training mode (torchvision's `BasicConv2d`) as one
-/// autodiff node with torch's backward when `B` is `Autodiff<LibTorch>`, the convolution has
-/// no bias and torch's `conv2d` can express it: the convolution's output and the BatchNorm's
-/// never become burn tensors, and ReLU's backward is torch's one `threshold_backward` instead
-/// of burn's comparison + masked fill. The running statistics are updated as
-/// [`try_batch_norm_train`] does. Otherwise the input comes back.
-pub(crate) fn try_conv_bn_relu_train<B: Backend>(
-    conv: &Conv2d<B>,
-    bn: &BatchNorm<B>,
-    input: Tensor<B, 4>,
-) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let Some(settings) = TorchConv::of(conv).filter(|_| conv.bias.is_none()) else {
-        return Err(input);
-    };
-    let input = cast::<_, Tensor<Ad, 4>>(input)?;
-    let param = |t: Tensor<B, 4>| cast::<_, Tensor<Ad, 4>>(t).expect("B is Autodiff<LibTorch>");
-    let param1 = |t: Tensor<B, 1>| cast::<_, Tensor<Ad, 1>>(t).expect("B is Autodiff<LibTorch>");
-    let weight = param(conv.weight.val());
-    let (gamma, beta) = (param1(bn.gamma.val()), param1(bn.beta.val()));
-    let epsilon = bn.epsilon;
+/// autodiff node with torch's backward, for a convolution without bias: the convolution's
+/// output and the BatchNorm's never become burn tensors, and ReLU's backward is torch's one
+/// `threshold_backward` instead of burn's comparison + masked fill. Returns the output and,
+/// as [`batch_norm_train`] does, the batch statistics of the convolution's output.
+pub(crate) fn conv_bn_relu_train<C: CheckpointStrategy>(
+    input: Tensor<Ad<C>, 4>,
+    weight: Tensor<Ad<C>, 4>,
+    [gamma, beta]: [Tensor<Ad<C>, 1>; 2],
+    settings: TorchConv,
+    epsilon: f64,
+) -> (Tensor<Ad<C>, 4>, [Tensor<Ad<C>, 1>; 2]) {
     // The batch statistics of the convolution's output, for the running update.
     let stats = std::cell::RefCell::new(None);
-    let output = apply(
+    let output = apply::<C, 4>(
         [
             primitive(input),
             primitive(weight),
@@ -277,35 +252,30 @@ pub(crate) fn try_conv_bn_relu_train<B: Backend>(
         },
     );
     let (mean, var) = stats.into_inner().expect("forward ran");
-    update_running(bn, mean, var);
-    Ok(cast(tensor::<4>(output)).expect("B is Autodiff<LibTorch>"))
+    (tensor(output), [statistic(mean), statistic(var)])
 }
 
-/// BatchNorm in evaluation mode (running statistics) as torch's one `batch_norm` op when `B`
-/// is `LibTorch`, where burn's is a chain of broadcasts; otherwise the input comes back.
-pub(crate) fn try_batch_norm_eval<B: Backend>(
-    layer: &BatchNorm<B>,
-    input: Tensor<B, 4>,
-) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let input = cast::<_, Tensor<LibTorch, 4>>(input)?;
-    let inner = |t: Tensor<B, 1>| -> tch::Tensor {
-        let t = cast::<_, Tensor<LibTorch, 1>>(t).expect("B is LibTorch");
-        t.into_primitive().tensor().tensor
-    };
+/// BatchNorm in evaluation mode (running statistics: `params` are gamma, beta, the running
+/// mean and the running variance) as torch's one `batch_norm` op, where burn's is a chain of
+/// broadcasts.
+pub(crate) fn batch_norm_eval(
+    input: Tensor<LibTorch, 4>,
+    params: [Tensor<LibTorch, 1>; 4],
+    epsilon: f64,
+) -> Tensor<LibTorch, 4> {
+    let [gamma, beta, mean, var] = params.map(|t| t.into_primitive().tensor().tensor);
     let x = input.into_primitive().tensor().tensor;
     let output = tch::no_grad(|| {
         x.batch_norm(
-            Some(&inner(layer.gamma.val())),
-            Some(&inner(layer.beta.val())),
-            Some(&inner(layer.running_mean.value())),
-            Some(&inner(layer.running_var.value())),
+            Some(&gamma),
+            Some(&beta),
+            Some(&mean),
+            Some(&var),
             false,
             0.0,
-            layer.epsilon,
+            epsilon,
             true,
         )
     });
-    let output =
-        Tensor::<LibTorch, 4>::from_primitive(TensorPrimitive::Float(TchTensor::new(output)));
-    Ok(cast(output).expect("B is LibTorch"))
+    Tensor::from_primitive(TensorPrimitive::Float(TchTensor::new(output)))
 }

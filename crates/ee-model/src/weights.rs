@@ -17,41 +17,17 @@ use crate::googlenet::GoogLeNet;
 use crate::head::EmbeddingHead;
 use crate::resnet::ResNet50;
 
+use crate::network::BackboneKind;
+
 /// The default key prefix of the embedding head in a PyTorch state dict: `embedding.weight`
 /// (`[embed_dim, features]`, torch's `[out, in]`) and `embedding.bias` (`[embed_dim]`), as in
 /// `model.embedding = nn.Linear(1024, 512)` next to torchvision's GoogLeNet.
 pub const DEFAULT_HEAD_KEY: &str = "embedding";
 
-/// The torchvision networks whose state dicts load ([`ModelError::WeightMismatch`] names the
-/// one a file was checked against).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TorchvisionNetwork {
-    /// `torchvision.models.googlenet` ([`GoogLeNet`]).
-    GoogLeNet,
-    /// `torchvision.models.resnet50` ([`ResNet50`]).
-    ResNet50,
-}
-
-impl TorchvisionNetwork {
-    /// The name in messages: `"GoogLeNet"`, `"ResNet-50"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::GoogLeNet => "GoogLeNet",
-            Self::ResNet50 => "ResNet-50",
-        }
-    }
-}
-
-impl std::fmt::Display for TorchvisionNetwork {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// How one backbone's parameter paths relate to the keys of torchvision's state dict.
 struct TorchvisionLayout {
     /// The network.
-    network: TorchvisionNetwork,
+    network: BackboneKind,
     /// `(regex on the file's keys, replacement)`: torchvision keys to our parameter paths,
     /// where they differ beyond BatchNorm's `weight`/`bias` (burn-store's adapter renames those).
     key_remapping: &'static [(&'static str, &'static str)],
@@ -75,7 +51,7 @@ fn is_ignored_key(key: &str) -> bool {
 const KEY_REMAPPING: [(&str, &str); 1] = [(r"\.branch4\.1\.", ".branch4.0.")];
 
 const GOOGLENET_LAYOUT: TorchvisionLayout = TorchvisionLayout {
-    network: TorchvisionNetwork::GoogLeNet,
+    network: BackboneKind::Googlenet,
     key_remapping: &KEY_REMAPPING,
     torchvision_key,
     is_ignored_key,
@@ -100,7 +76,7 @@ fn resnet_torchvision_key(path: &str) -> String {
 }
 
 const RESNET50_LAYOUT: TorchvisionLayout = TorchvisionLayout {
-    network: TorchvisionNetwork::ResNet50,
+    network: BackboneKind::Resnet50,
     key_remapping: &[],
     torchvision_key: resnet_torchvision_key,
     is_ignored_key: is_ignored_resnet_key,

@@ -218,11 +218,20 @@ fn our_gradients(
         let gamma = layer.bn.gamma.val().grad(grads);
         let beta = layer.bn.beta.val().grad(grads);
         let key = format!("{prefix}.conv.weight");
-        out.insert(key.clone(), values(weight.expect(&missing(&key))));
+        out.insert(
+            key.clone(),
+            values(weight.unwrap_or_else(|| panic!("{}", missing(&key)))),
+        );
         let key = format!("{prefix}.bn.weight");
-        out.insert(key.clone(), values(gamma.expect(&missing(&key))));
+        out.insert(
+            key.clone(),
+            values(gamma.unwrap_or_else(|| panic!("{}", missing(&key)))),
+        );
         let key = format!("{prefix}.bn.bias");
-        out.insert(key.clone(), values(beta.expect(&missing(&key))));
+        out.insert(
+            key.clone(),
+            values(beta.unwrap_or_else(|| panic!("{}", missing(&key)))),
+        );
     }
     let linear = &model.head.embedding;
     assert!(model.head.hidden.is_none());

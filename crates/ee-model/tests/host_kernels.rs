@@ -1,7 +1,8 @@
 //! The host kernels against burn's own ops on the CPU backend: `ee_model::conv2d` (forward,
 //! input, weight and bias gradients, on the shapes GoogLeNet uses and on odd ones) and
 //! `ee_model::batch_norm` (training forward, running statistics, gradients), in f32 and f64;
-//! and that `EE_CPU_KERNELS=burn` sends every layer to burn's ops instead.
+//! that `EE_CPU_KERNELS=burn` sends every layer to burn's ops instead; and that every
+//! checkpointing strategy of `Autodiff<Flex, _>` takes the host kernels.
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Param, RunningState};
@@ -430,4 +431,111 @@ fn cpu_kernels_switch_sends_every_layer_to_burn_in_training_and_evaluation() {
         child.status,
         String::from_utf8_lossy(&child.stderr)
     );
+}
+
+/// The own-kernel calls of one training step (forward + backward) of `model` on `images`, and
+/// the gradients: the input's, then each float tensor's in module order (`None`: it has none).
+fn train_step<B: burn::tensor::backend::AutodiffBackend>(
+    model: &ee_model::EmbeddingModel<B>,
+    images: Tensor<B, 4>,
+) -> (KernelCalls, Vec<Option<TensorData>>) {
+    use burn::module::{Module, ModuleVisitor};
+    struct Collect<'a, B: burn::tensor::backend::AutodiffBackend> {
+        grads: &'a B::Gradients,
+        found: Vec<Option<TensorData>>,
+    }
+    impl<B: burn::tensor::backend::AutodiffBackend> ModuleVisitor<B> for Collect<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let grad = param.val().grad(self.grads);
+            self.found.push(grad.map(|grad| grad.into_data()));
+        }
+    }
+    let images = images.require_grad();
+    let before = own_kernel_calls();
+    let grads = model.forward(images.clone()).sum().backward();
+    let calls = delta(before, own_kernel_calls());
+    let mut collect = Collect::<B> {
+        grads: &grads,
+        found: vec![images.grad(&grads).map(|grad| grad.into_data())],
+    };
+    model.visit(&mut collect);
+    (calls, collect.found)
+}
+
+/// `target` with each float tensor's `require_grad` flag as in `source` (`valid()` clears
+/// them; BatchNorm's running statistics never have one).
+fn with_require_grad_of<A, B, M, N>(source: &M, target: N) -> N
+where
+    A: Backend,
+    B: Backend,
+    M: burn::module::Module<A>,
+    N: burn::module::Module<B>,
+{
+    use burn::module::{ModuleMapper, ModuleVisitor};
+    struct Flags(Vec<bool>);
+    impl<A: Backend> ModuleVisitor<A> for Flags {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+            self.0.push(param.is_require_grad());
+        }
+    }
+    struct SetFlags(std::vec::IntoIter<bool>);
+    impl<B: Backend> ModuleMapper<B> for SetFlags {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            param.set_require_grad(self.0.next().expect("the same modules"))
+        }
+    }
+    let mut flags = Flags(Vec::new());
+    source.visit(&mut flags);
+    target.map(&mut SetFlags(flags.0.into_iter()))
+}
+
+#[test]
+fn balanced_checkpointing_takes_the_host_kernels_with_the_same_gradients() {
+    use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+    use burn::module::AutodiffModule;
+    use ee_model::{EmbeddingModel, EmbeddingModelConfig};
+    type Balanced = Autodiff<Flex, BalancedCheckpointing>;
+    if std::env::var(CPU_KERNELS_ENV).as_deref() == Ok("burn") {
+        return; // nothing to compare: every layer runs on burn's ops
+    }
+    let device = Default::default();
+    // One GoogLeNet, the same weights (and trainable parameters) on both backends.
+    let plain = EmbeddingModelConfig::new()
+        .with_embed_dim(8)
+        .init::<AD>(&device)
+        .unwrap();
+    let balanced = with_require_grad_of(
+        &plain,
+        EmbeddingModel::<Balanced>::from_inner(plain.valid()),
+    );
+    let images = random::<Flex, 4>([2, 3, 32, 32], 41, DType::F32, &device);
+    let (plain_calls, plain_grads) = train_step(&plain, Tensor::from_inner(images.clone()));
+    let (balanced_calls, balanced_grads) = train_step(&balanced, Tensor::from_inner(images));
+
+    // GoogLeNet: 57 conv + BatchNorm + ReLU layers; 4 max pools and one per inception block.
+    let expected = KernelCalls {
+        conv: 57,
+        batch_norm_train: 57,
+        batch_norm_eval: 0,
+        max_pool: 4 + 9,
+    };
+    assert_eq!(plain_calls, expected, "Autodiff<Flex> on the host kernels");
+    assert_eq!(
+        balanced_calls, expected,
+        "Autodiff<Flex, BalancedCheckpointing>"
+    );
+    assert_eq!(plain_grads.len(), balanced_grads.len());
+    // The input, 57 convolution weights, 57 gammas and betas, the head's weight and bias.
+    let found = plain_grads.iter().filter(|grad| grad.is_some()).count();
+    assert_eq!(found, 1 + 57 * 3 + 2, "gradients found");
+    for (index, (a, b)) in balanced_grads.into_iter().zip(plain_grads).enumerate() {
+        let (a, b) = match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            (None, None) => continue,
+            (a, b) => panic!("gradient {index}: {:?} vs {:?}", a.is_some(), b.is_some()),
+        };
+        assert_eq!(a.shape, b.shape, "gradient {index}");
+        let gap = relative_gap(a, b);
+        assert!(gap <= 1e-5, "gradient {index}: relative gap {gap:e}");
+    }
 }

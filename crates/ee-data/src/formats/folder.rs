@@ -30,6 +30,50 @@ pub enum FolderSplit {
 /// File extensions (lower case) taken as images.
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
+/// Whether `path` names an image by its extension ([`IMAGE_EXTENSIONS`], any case).
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| {
+            IMAGE_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str())
+        })
+}
+
+/// The images under a folder, found by [`find_images`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoundImages {
+    /// Every image file (by [`has_image_extension`]), sorted by path.
+    pub images: Vec<PathBuf>,
+    /// Folders not entered because they are links to a folder already visited: (the link,
+    /// the folder it leads to).
+    pub repeated_folders: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Every image under `dir`, recursively, sorted by path. Folders are told apart by their
+/// real path, so a link back up the tree is entered at most once (the others are listed in
+/// [`FoundImages::repeated_folders`]).
+pub fn find_images(dir: &Path) -> Result<FoundImages> {
+    let mut found = FoundImages::default();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut visited = std::collections::HashSet::new();
+    while let Some(folder) = stack.pop() {
+        let real = std::fs::canonicalize(&folder).map_err(|e| DataError::io(&folder, e))?;
+        if !visited.insert(real.clone()) {
+            found.repeated_folders.push((folder, real));
+            continue;
+        }
+        for path in read_dir_sorted(&folder)? {
+            if path.is_dir() {
+                stack.push(path);
+            } else if has_image_extension(&path) {
+                found.images.push(path);
+            }
+        }
+    }
+    found.images.sort();
+    Ok(found)
+}
+
 /// The class folders of `root` with their image files, both sorted by name.
 pub fn list_class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     let mut classes = Vec::new();
@@ -45,14 +89,10 @@ pub fn list_class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
         let images: Vec<PathBuf> = read_dir_sorted(&entry)?
             .into_iter()
             .filter(|p| {
-                let image_name = p
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
                 // A link that cannot be followed (to itself, to nothing) stays in the list, so
                 // that loading it fails with its path (or skips it, with skip_unreadable),
                 // and `ee data check` reports it; it is never dropped silently.
-                image_name && (p.is_file() || broken_link(p))
+                has_image_extension(p) && (p.is_file() || broken_link(p))
             })
             .collect();
         if images.is_empty() {
@@ -169,4 +209,35 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     entries.sort();
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_images_walks_subfolders_once_and_keeps_only_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/deeper")).unwrap();
+        for file in ["top.PNG", "a/one.jpg", "a/deeper/two.jpeg", "a/notes.txt"] {
+            std::fs::write(root.join(file), b"x").unwrap();
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(root, root.join("a/back_up")).unwrap();
+        let found = find_images(root).unwrap();
+        let names: Vec<_> = found
+            .images
+            .iter()
+            .map(|path| path.strip_prefix(root).unwrap().to_path_buf())
+            .collect();
+        let expected: Vec<PathBuf> = ["a/deeper/two.jpeg", "a/one.jpg", "top.PNG"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(names, expected);
+        #[cfg(unix)]
+        assert_eq!(found.repeated_folders.len(), 1, "{found:?}");
+        assert!(has_image_extension(Path::new("x.JpG")) && !has_image_extension(Path::new("x")));
+    }
 }

@@ -17,7 +17,10 @@ pub use cars196::{
     CarsAnnotation, CARS196_ANNOTATIONS, CARS196_TRAIN_CLASSES,
 };
 pub use cub::{read_cub, CUB_TRAIN_CLASSES};
-pub use folder::{list_class_folders, read_folder_tree, FolderSplit, IMAGE_EXTENSIONS};
+pub use folder::{
+    find_images, has_image_extension, list_class_folders, read_folder_tree, FolderSplit,
+    FoundImages, IMAGE_EXTENSIONS,
+};
 pub use inshop::{
     inshop_partition_path, read_inshop, write_inshop_partition, QueryGalleryDataset, INSHOP_HEADER,
 };

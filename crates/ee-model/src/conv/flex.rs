@@ -1,22 +1,22 @@
 //! The host kernels as burn ops on the `Flex` CPU backend: a plain forward on `Flex`, and on
-//! `Autodiff<Flex>` one autodiff node whose backward computes both gradients with
-//! [`host::backward`] (burn 0.21's own backward would run flex's slow `conv_transpose2d` and a
-//! feature-map-sized "kernel" convolution).
+//! `Autodiff<Flex, C>` (every checkpointing strategy `C`) one autodiff node whose backward
+//! computes both gradients with [`host::backward`] (burn 0.21's own backward would run flex's
+//! slow `conv_transpose2d` and a feature-map-sized "kernel" convolution). Which backend a call
+//! is on, [`crate::dispatch`] decides.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use super::host::{self, ConvElement, ConvGeometry};
-use crate::flex_interop::{cast, primitive, to_flex, with_values, Pod};
+use crate::flex_interop::{primitive, to_flex, with_values, Pod};
 
 /// Nanoseconds spent in the host forward and backward kernels, for profiles.
 static FORWARD_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -35,28 +35,14 @@ fn timed<R>(counter: &AtomicU64, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// `conv2d(input, weight)` (no bias) on the host kernels when `B` is `Flex` or
-/// `Autodiff<Flex>`; otherwise the inputs come back unchanged.
-pub(super) fn try_conv2d<B: Backend>(
-    input: Tensor<B, 4>,
-    weight: Tensor<B, 4>,
+/// `conv2d(input, weight)` (no bias) on `Flex`, with the host kernels.
+pub(super) fn conv2d(
+    input: Tensor<Flex, 4>,
+    weight: Tensor<Flex, 4>,
     geometry: ConvGeometry,
-) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
-    let (input, weight) = match cast::<_, (Tensor<Flex, 4>, Tensor<Flex, 4>)>((input, weight)) {
-        Ok((input, weight)) => {
-            let output = forward(&primitive(input), &primitive(weight), &geometry);
-            let output = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(output));
-            return Ok(cast(output).expect("B is Flex"));
-        }
-        Err(inputs) => inputs,
-    };
-    match cast::<_, (Tensor<Autodiff<Flex>, 4>, Tensor<Autodiff<Flex>, 4>)>((input, weight)) {
-        Ok((input, weight)) => {
-            let output = autodiff_conv2d(input, weight, geometry);
-            Ok(cast(output).expect("B is Autodiff<Flex>"))
-        }
-        Err(inputs) => Err(inputs),
-    }
+) -> Tensor<Flex, 4> {
+    let output = forward(&primitive(input), &primitive(weight), &geometry);
+    Tensor::from_primitive(TensorPrimitive::Float(output))
 }
 
 fn output_shape(g: &ConvGeometry) -> [usize; 4] {
@@ -136,15 +122,17 @@ impl Backward<Flex, 2> for HostConv2dBackward {
     }
 }
 
-fn autodiff_conv2d(
-    input: Tensor<Autodiff<Flex>, 4>,
-    weight: Tensor<Autodiff<Flex>, 4>,
+/// `conv2d(input, weight)` (no bias) on `Autodiff<Flex, C>` as one node with the host
+/// backward, for every checkpointing strategy `C`.
+pub(super) fn autodiff_conv2d<C: CheckpointStrategy>(
+    input: Tensor<Autodiff<Flex, C>, 4>,
+    weight: Tensor<Autodiff<Flex, C>, 4>,
     geometry: ConvGeometry,
-) -> Tensor<Autodiff<Flex>, 4> {
+) -> Tensor<Autodiff<Flex, C>, 4> {
     let x = primitive(input);
     let w = primitive(weight);
     let output = match HostConv2dBackward
-        .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+        .prepare::<C>([x.node.clone(), w.node.clone()])
         .compute_bound()
         .stateful()
     {

@@ -1,19 +1,18 @@
-//! The host max pool as burn ops on `Flex` (forward only) and `Autodiff<Flex>` (one node
+//! The host max pool as burn ops on `Flex` (forward only) and `Autodiff<Flex, C>` (one node
 //! whose backward scatters the gradient to the recorded maxima). burn 0.21's flex max pool
 //! took over half of a GoogLeNet eval forward at 227 px.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use super::host::{self, PoolGeometry};
-use crate::conv::host::ConvElement;
-use crate::flex_interop::{cast, primitive, to_flex, with_values, Pod};
+use crate::element::ConvElement;
+use crate::flex_interop::{primitive, to_flex, with_values, Pod};
 
 /// `(pooled, argmax)` of `x` `[n, c, h, w]`.
 fn forward(x: &FlexTensor, g: &PoolGeometry, shape: [usize; 4]) -> (FlexTensor, Vec<u32>) {
@@ -62,30 +61,30 @@ impl Backward<Flex, 1> for HostMaxPoolBackward {
     }
 }
 
-/// The pool on the host kernels when `B` is `Flex` or `Autodiff<Flex>` (f32 / f64);
-/// otherwise the input comes back.
-pub(super) fn try_max_pool<B: Backend>(
-    input: Tensor<B, 4>,
-    geometry: PoolGeometry,
-) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let dtype = input.dtype();
-    if !matches!(dtype, DType::F32 | DType::F64) {
-        return Err(input);
-    }
+/// Whether the host pool takes tensors of `dtype` (f32, f64).
+pub(super) fn covers(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F64)
+}
+
+/// The pool on `Flex`, with the host kernels ([`covers`] the dtype).
+pub(super) fn max_pool(input: Tensor<Flex, 4>, geometry: PoolGeometry) -> Tensor<Flex, 4> {
     let shape = input.dims();
-    let input = match cast::<_, Tensor<Flex, 4>>(input) {
-        Ok(input) => {
-            let (y, _) = forward(&primitive(input), &geometry, shape);
-            let output = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y));
-            return Ok(cast(output).expect("B is Flex"));
-        }
-        Err(input) => input,
-    };
-    let input = cast::<_, Tensor<Autodiff<Flex>, 4>>(input)?;
+    let (y, _) = forward(&primitive(input), &geometry, shape);
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+/// The pool on `Autodiff<Flex, C>` (every checkpointing strategy `C`) as one node with the
+/// host backward ([`covers`] the dtype).
+pub(super) fn autodiff_max_pool<C: CheckpointStrategy>(
+    input: Tensor<Autodiff<Flex, C>, 4>,
+    geometry: PoolGeometry,
+) -> Tensor<Autodiff<Flex, C>, 4> {
+    let dtype = input.dtype();
+    let shape = input.dims();
     let x = primitive(input);
     let (y, argmax) = forward(&x.primitive, &geometry, shape);
     let output = match HostMaxPoolBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
+        .prepare::<C>([x.node.clone()])
         .compute_bound()
         .stateful()
     {
@@ -94,6 +93,5 @@ pub(super) fn try_max_pool<B: Backend>(
         }
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
-    let output = Tensor::<Autodiff<Flex>, 4>::from_primitive(TensorPrimitive::Float(output));
-    Ok(cast(output).expect("B is Autodiff<Flex>"))
+    Tensor::from_primitive(TensorPrimitive::Float(output))
 }

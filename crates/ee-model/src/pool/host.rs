@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 use rayon::prelude::*;
 
-use crate::conv::host::ConvElement;
+use crate::element::ConvElement;
 
 /// Kernel, stride, padding, and the input and output plane sizes of one pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,15 +7,21 @@
 //! input size. GoogLeNet's own pools never hit the rule (their padding is 0, or stride 1), but
 //! the module is correct in general and tested against hand-computed outputs.
 //!
-//! On `Flex` and `Autodiff<Flex>` (feature `flex`) the pool runs on our host kernels
-//! ([`host`]), parallel over planes, with the same sizes and the gradient at each window's
-//! first maximum; other backends use burn's pooling as above.
+//! On `Flex` and `Autodiff<Flex>` (feature `flex`; every checkpointing strategy) the pool
+//! runs on our host kernels ([`host`]), parallel over planes, with the same sizes and the
+//! gradient at each window's first maximum; other backends use burn's pooling as above.
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 
+#[cfg(feature = "flex")]
+use burn::backend::{autodiff::checkpoint::strategy::CheckpointStrategy, Autodiff, Flex};
+
+#[cfg(feature = "flex")]
+use crate::dispatch::Ran;
+use crate::dispatch::{KernelCalls, OwnKernel};
 use crate::error::ModelError;
 
 #[cfg(feature = "flex")]
@@ -131,24 +137,16 @@ impl MaxPool2dCeil {
         let [out_h, out_w] = self
             .output_size(height, width)
             .unwrap_or_else(|| panic!("max pool: input {height}x{width} smaller than kernel"));
-        #[cfg(feature = "flex")]
-        let input = if crate::dispatch::burn_kernels_forced() {
-            input
-        } else {
-            let geometry = host::PoolGeometry {
-                kernel: self.kernel_size,
-                stride: self.stride,
-                padding: self.padding,
-                input: [height, width],
-                output: [out_h, out_w],
-            };
-            match flex::try_max_pool(input, geometry) {
-                Ok(pooled) => {
-                    crate::dispatch::record(|calls| calls.max_pool += 1);
-                    return pooled;
-                }
-                Err(input) => input,
-            }
+        let geometry = host::PoolGeometry {
+            kernel: self.kernel_size,
+            stride: self.stride,
+            padding: self.padding,
+            input: [height, width],
+            output: [out_h, out_w],
+        };
+        let input = match crate::dispatch::run(MaxPoolKernel(geometry), input) {
+            Ok(pooled) => return pooled,
+            Err(input) => input,
         };
         let k = self.kernel_size;
         let s = self.stride;
@@ -165,6 +163,37 @@ impl MaxPool2dCeil {
                 0..out_h.min(got_h),
                 0..out_w.min(got_w),
             ])
+        }
+    }
+}
+
+/// [`MaxPool2dCeil`]'s own kernels: the host pool on `Flex` and `Autodiff<Flex>` (f32 / f64).
+struct MaxPoolKernel(#[cfg_attr(not(feature = "flex"), allow(dead_code))] host::PoolGeometry);
+
+impl OwnKernel for MaxPoolKernel {
+    type Input<B: Backend> = Tensor<B, 4>;
+    type Output<B: Backend> = Tensor<B, 4>;
+
+    fn count(calls: &mut KernelCalls) {
+        calls.max_pool += 1;
+    }
+
+    #[cfg(feature = "flex")]
+    fn flex(self, input: Tensor<Flex, 4>) -> Ran<Self, Flex> {
+        match flex::covers(input.dtype()) {
+            true => Ok(flex::max_pool(input, self.0)),
+            false => Err(input),
+        }
+    }
+
+    #[cfg(feature = "flex")]
+    fn flex_autodiff<C: CheckpointStrategy>(
+        self,
+        input: Tensor<Autodiff<Flex, C>, 4>,
+    ) -> Ran<Self, Autodiff<Flex, C>> {
+        match flex::covers(input.dtype()) {
+            true => Ok(flex::autodiff_max_pool(input, self.0)),
+            false => Err(input),
         }
     }
 }

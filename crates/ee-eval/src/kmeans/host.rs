@@ -1,5 +1,6 @@
 //! The host engine of k-means: k-means++ seeding with batched updates, Lloyd and mini-batch
-//! iterations, all on tiled f32 GEMMs ([`crate::host`]).
+//! iterations, all on tiled f32 GEMMs. The Lloyd loop itself is
+//! [`crate::kmeans`](mod@crate::kmeans)'s.
 //!
 //! **Seeding** draws exactly from the k-means++ distribution (each next centroid with
 //! probability proportional to its squared distance to the nearest centroid so far) without
@@ -22,8 +23,10 @@
 use rand::Rng;
 use rayon::prelude::*;
 
-use crate::host::dot_tile;
-use crate::kmeans::{farthest_first, KMeansAlgorithm, KMeansConfig, KMeansResult};
+use super::{
+    best_of, cluster_sizes, inertia, lloyd, KMeansAlgorithm, KMeansConfig, KMeansResult, LloydSteps,
+};
+use crate::host::{dot_tile, squared_norms};
 
 /// Centroids chosen between two full updates of the seeding distances.
 pub const SEED_BATCH: usize = 256;
@@ -46,7 +49,7 @@ impl<'a> Points<'a> {
             data,
             n: data.len() / dim,
             dim,
-            sq: squared_norms(data, dim),
+            sq: squared_norms_f32(data, dim),
         }
     }
 
@@ -57,11 +60,25 @@ impl<'a> Points<'a> {
     fn gather(&self, rows: &[usize]) -> Vec<f32> {
         rows.iter().flat_map(|&i| self.row(i)).copied().collect()
     }
+
+    /// `[k, dim]` f64 sums of the points of every cluster.
+    fn cluster_sums(&self, clusters: &[usize], k: usize) -> Vec<f64> {
+        let dim = self.dim;
+        let mut sums = vec![0f64; k * dim];
+        for (i, &c) in clusters.iter().enumerate() {
+            for (sum, &v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(self.row(i)) {
+                *sum += v as f64;
+            }
+        }
+        sums
+    }
 }
 
-fn squared_norms(data: &[f32], dim: usize) -> Vec<f32> {
-    data.par_chunks(dim)
-        .map(|row| row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() as f32)
+/// [`squared_norms`] rounded to f32.
+fn squared_norms_f32(data: &[f32], dim: usize) -> Vec<f32> {
+    squared_norms(data, dim)
+        .into_iter()
+        .map(|v| v as f32)
         .collect()
 }
 
@@ -76,19 +93,14 @@ pub(crate) fn kmeans<R: Rng>(
     config: &KMeansConfig,
     rng: &mut R,
 ) -> KMeansResult {
-    let mut best: Option<KMeansResult> = None;
-    for _ in 0..restarts {
+    best_of(restarts, || {
         let seeds = seed(points, k, rng);
         let centroids = points.gather(&seeds);
-        let run = match algorithm {
+        match algorithm {
             KMeansAlgorithm::MiniBatch => minibatch(points, centroids, k, config, rng),
             _ => lloyd(points, centroids, k, max_iter),
-        };
-        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
-            best = Some(run);
         }
-    }
-    best.expect("restarts >= 1")
+    })
 }
 
 /// Lowers `nearest[i]` to the squared distance from point `i` to any of `centroids` (rows
@@ -108,9 +120,9 @@ fn update_nearest(points: &Points<'_>, centroids: &[usize], nearest: &mut [f32])
             for (r, slot) in out.iter_mut().enumerate() {
                 let x_sq = points.sq[start + r];
                 for (c, &dot) in tile[r * m..(r + 1) * m].iter().enumerate() {
-                    let d = ((x_sq + c_sq[c]) - 2.0 * dot).max(0.0);
-                    if d < *slot {
-                        *slot = d;
+                    let distance = ((x_sq + c_sq[c]) - 2.0 * dot).max(0.0);
+                    if distance < *slot {
+                        *slot = distance;
                     }
                 }
             }
@@ -192,90 +204,81 @@ pub(crate) fn seed<R: Rng>(points: &Points<'_>, k: usize, rng: &mut R) -> Vec<us
 /// Nearest centroid of every point: (cluster, squared distance); ties to the lower cluster.
 fn assign(points: &Points<'_>, centroids: &[f32], k: usize) -> (Vec<usize>, Vec<f32>) {
     let dim = points.dim;
-    let c_sq = squared_norms(centroids, dim);
+    let c_sq = squared_norms_f32(centroids, dim);
     let mut clusters = vec![0usize; points.n];
     let mut dists = vec![0f32; points.n];
     clusters
         .par_chunks_mut(ROWS)
         .zip(dists.par_chunks_mut(ROWS))
         .enumerate()
-        .for_each_init(Vec::new, |tile, (t, (cl, di))| {
+        .for_each_init(Vec::new, |tile, (t, (cluster_out, dist_out))| {
             let start = t * ROWS;
-            let rows = cl.len();
-            let x = &points.data[start * dim..(start + rows) * dim];
+            let rows = cluster_out.len();
+            let block = &points.data[start * dim..(start + rows) * dim];
             let mut best = vec![(f32::INFINITY, 0usize); rows];
             let mut c0 = 0;
             while c0 < k {
                 let c1 = (c0 + COLS).min(k);
                 let width = c1 - c0;
                 tile.resize(rows * width, 0.0);
-                dot_tile(tile, x, rows, &centroids[c0 * dim..c1 * dim], width, dim);
+                dot_tile(
+                    tile,
+                    block,
+                    rows,
+                    &centroids[c0 * dim..c1 * dim],
+                    width,
+                    dim,
+                );
                 for (r, slot) in best.iter_mut().enumerate() {
                     for (c, &dot) in tile[r * width..(r + 1) * width].iter().enumerate() {
                         // |c|^2 - 2 x.c: |x|^2 is the same for every centroid
-                        let v = c_sq[c0 + c] - 2.0 * dot;
-                        if v < slot.0 {
-                            *slot = (v, c0 + c);
+                        let partial = c_sq[c0 + c] - 2.0 * dot;
+                        if partial < slot.0 {
+                            *slot = (partial, c0 + c);
                         }
                     }
                 }
                 c0 = c1;
             }
-            for (r, &(v, c)) in best.iter().enumerate() {
-                cl[r] = c;
-                di[r] = (v + points.sq[start + r]).max(0.0);
+            for (r, &(partial, cluster)) in best.iter().enumerate() {
+                cluster_out[r] = cluster;
+                dist_out[r] = (partial + points.sq[start + r]).max(0.0);
             }
         });
     (clusters, dists)
 }
 
-fn lloyd(points: &Points<'_>, mut centroids: Vec<f32>, k: usize, max_iter: usize) -> KMeansResult {
-    let dim = points.dim;
-    let (mut clusters, mut dists) = assign(points, &centroids, k);
-    let mut iterations = 0;
-    let mut converged = false;
-    while iterations < max_iter {
-        iterations += 1;
-        let mut sums = vec![0f64; k * dim];
-        let mut counts = vec![0usize; k];
-        for (i, &c) in clusters.iter().enumerate() {
-            counts[c] += 1;
-            for (s, &v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(points.row(i)) {
-                *s += v as f64;
-            }
-        }
+impl LloydSteps for Points<'_> {
+    type Centroids = Vec<f32>;
+
+    fn assign(&self, centroids: &Vec<f32>) -> (Vec<usize>, Vec<f32>) {
+        assign(self, centroids, centroids.len() / self.dim)
+    }
+
+    fn update(&self, mut centroids: Vec<f32>, clusters: &[usize], counts: &[usize]) -> Vec<f32> {
+        let (k, dim) = (counts.len(), self.dim);
+        let sums = self.cluster_sums(clusters, k);
         for c in 0..k {
             if counts[c] > 0 {
-                for (dst, &s) in centroids[c * dim..(c + 1) * dim]
+                for (dst, &sum) in centroids[c * dim..(c + 1) * dim]
                     .iter_mut()
                     .zip(&sums[c * dim..(c + 1) * dim])
                 {
-                    *dst = (s / counts[c] as f64) as f32;
+                    *dst = (sum / counts[c] as f64) as f32;
                 }
             }
         }
-        let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
-        if !empty.is_empty() {
-            for (&c, &p) in empty.iter().zip(&farthest_first(&dists)) {
-                centroids[c * dim..(c + 1) * dim].copy_from_slice(points.row(p));
-            }
-        }
-        let (next, next_dists) = assign(points, &centroids, k);
-        let unchanged = next == clusters;
-        clusters = next;
-        dists = next_dists;
-        if unchanged {
-            converged = true;
-            break;
-        }
+        centroids
     }
-    KMeansResult {
-        inertia: dists.iter().map(|&d| d as f64).sum(),
-        centroids,
-        assignments: clusters,
-        iterations,
-        converged,
-        algorithm: KMeansAlgorithm::Lloyd,
+
+    fn move_to_point(&self, mut centroids: Vec<f32>, cluster: usize, point: usize) -> Vec<f32> {
+        let dim = self.dim;
+        centroids[cluster * dim..(cluster + 1) * dim].copy_from_slice(self.row(point));
+        centroids
+    }
+
+    fn centroids_to_host(&self, centroids: Vec<f32>) -> Vec<f32> {
+        centroids
     }
 }
 
@@ -303,33 +306,27 @@ fn minibatch<R: Rng>(
             sq: rows.iter().map(|&i| points.sq[i]).collect(),
         };
         let (clusters, _) = assign(&sample, &centroids, k);
-        let mut sums = vec![0f64; k * dim];
-        let mut batch_counts = vec![0usize; k];
-        for (r, &c) in clusters.iter().enumerate() {
-            batch_counts[c] += 1;
-            for (s, &v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(sample.row(r)) {
-                *s += v as f64;
-            }
-        }
+        let sums = sample.cluster_sums(&clusters, k);
+        let batch_counts = cluster_sizes(&clusters, k);
         for c in 0..k {
-            let m = batch_counts[c];
-            if m == 0 {
+            let given = batch_counts[c];
+            if given == 0 {
                 continue;
             }
             let old = counts[c];
-            counts[c] += m as f64;
+            counts[c] += given as f64;
             // running mean of every point the centroid was given: (old * mean + sum) / total
-            for (dst, &s) in centroids[c * dim..(c + 1) * dim]
+            for (dst, &sum) in centroids[c * dim..(c + 1) * dim]
                 .iter_mut()
                 .zip(&sums[c * dim..(c + 1) * dim])
             {
-                *dst = ((*dst as f64 * old + s) / counts[c]) as f32;
+                *dst = ((*dst as f64 * old + sum) / counts[c]) as f32;
             }
         }
     }
     let (clusters, dists) = assign(points, &centroids, k);
     KMeansResult {
-        inertia: dists.iter().map(|&d| d as f64).sum(),
+        inertia: inertia(&dists),
         centroids,
         assignments: clusters,
         iterations: steps,

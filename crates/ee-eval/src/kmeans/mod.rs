@@ -1,10 +1,10 @@
-//! k-means with k-means++ seeding and restarts: Lloyd on the burn backend or on the host,
-//! mini-batch on the host ([`crate::kmeans_host`]).
+//! k-means with k-means++ seeding and restarts: Lloyd on the burn backend
+//! ([`tensor`]) or on the host ([`host`]), mini-batch on the host.
 //!
 //! [`KMeansConfig::engine`] picks where Lloyd runs (the host on CPU backends); mini-batch
-//! always runs on the host. The rest of this page describes the backend engine. Distances to the centroids and the per-point argmin run on the backend in chunks of points
-//! (one matmul per chunk); centroid sums use the backend's `select_assign` (add). The host
-//! only keeps the assignments, draws the k-means++ seeds and relocates empty clusters.
+//! always runs on the host. Both engines run the same Lloyd loop, here, over a small trait
+//! (`LloydSteps`: assign, update, move an empty cluster); each engine's page says how it
+//! computes them and seeds.
 //!
 //! - Seeding: k-means++ (Arthur and Vassilvitskii, 2007): the first centroid is a uniformly
 //!   drawn point, each next one a point drawn with probability proportional to its squared
@@ -13,9 +13,16 @@
 //! - An empty cluster is moved onto the point farthest from its own centroid.
 //! - The run with the lowest inertia (sum of squared distances to the assigned centroid)
 //!   over `n_init` restarts is kept; ties keep the earlier run.
+//!
+//! Files: this one holds the configuration, the result, the trait and the loops; [`tensor`]
+//! and [`host`] implement the trait and use this module; it names them only where
+//! [`kmeans`] picks one.
+
+pub mod host;
+pub mod tensor;
 
 use burn::config::Config;
-use burn::tensor::{backend::Backend, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor};
 use rand::Rng;
 
 use crate::error::EvalError;
@@ -176,19 +183,31 @@ pub fn kmeans<B: Backend, R: Rng>(
     {
         let dim = x.dims()[1];
         let data = read_f32(x);
-        let points = crate::kmeans_host::Points::new(&data, dim);
-        return Ok(crate::kmeans_host::kmeans(
+        let points = host::Points::new(&data, dim);
+        return Ok(host::kmeans(
             &points, k, algorithm, restarts, max_iter, config, rng,
         ));
     }
+    let points = tensor::TensorPoints::new(x, point_sq, config.chunk_size);
+    Ok(best_of(restarts, || {
+        let centroids = points.seed(k, rng);
+        lloyd(&points, centroids, k, max_iter)
+    }))
+}
+
+/// The lowest-inertia result of `restarts` runs; ties keep the earlier run.
+pub(crate) fn best_of(restarts: usize, mut run: impl FnMut() -> KMeansResult) -> KMeansResult {
     let mut best: Option<KMeansResult> = None;
     for _ in 0..restarts {
-        let run = lloyd(&x, &point_sq, k, max_iter, config, rng);
-        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
-            best = Some(run);
+        let result = run();
+        if best
+            .as_ref()
+            .is_none_or(|kept| result.inertia < kept.inertia)
+        {
+            best = Some(result);
         }
     }
-    Ok(best.expect("n_init >= 1"))
+    best.expect("restarts >= 1")
 }
 
 /// Points by decreasing distance to their centroid (ties: lower index first): where empty
@@ -199,136 +218,73 @@ pub(crate) fn farthest_first(dists: &[f32]) -> Vec<usize> {
     far
 }
 
-fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
-    let data: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-    Tensor::from_data(TensorData::new(data, [indices.len()]), device)
-}
-
-/// Squared distances from every point to point `c` (host vector, clamped at 0).
-fn distances_to_point<B: Backend>(x: &Tensor<B, 2>, point_sq: &[f32], c: usize) -> Vec<f32> {
-    let [n, dim] = x.dims();
-    // [n, 1]
-    let dots = read_f32(
-        x.clone()
-            .matmul(x.clone().slice([c..c + 1, 0..dim]).transpose()),
-    );
-    (0..n)
-        .map(|i| (point_sq[i] + point_sq[c] - 2.0 * dots[i]).max(0.0))
-        .collect()
-}
-
-fn kmeans_plus_plus<B: Backend, R: Rng>(
-    x: &Tensor<B, 2>,
-    point_sq: &[f32],
-    k: usize,
-    rng: &mut R,
-) -> Vec<usize> {
-    let n = x.dims()[0];
-    let mut chosen = vec![rng.random_range(0..n)];
-    let mut nearest = distances_to_point(x, point_sq, chosen[0]);
-    while chosen.len() < k {
-        let total: f64 = nearest.iter().map(|&d| d as f64).sum();
-        let next = if total > 0.0 {
-            let target = rng.random::<f64>() * total;
-            let mut acc = 0.0;
-            let mut pick = None;
-            for (i, &d) in nearest.iter().enumerate() {
-                acc += d as f64;
-                if d > 0.0 && acc > target {
-                    pick = Some(i);
-                    break;
-                }
-            }
-            // Rounding can leave `target` just past the last positive weight.
-            pick.unwrap_or_else(|| nearest.iter().rposition(|&d| d > 0.0).expect("total > 0"))
-        } else {
-            // Every point coincides with a centroid: any unused point will do.
-            let unused: Vec<usize> = (0..n).filter(|i| !chosen.contains(i)).collect();
-            unused[rng.random_range(0..unused.len())]
-        };
-        chosen.push(next);
-        let to_next = distances_to_point(x, point_sq, next);
-        for (d, e) in nearest.iter_mut().zip(to_next) {
-            *d = d.min(e);
-        }
+/// How many points each of the `k` clusters holds.
+pub(crate) fn cluster_sizes(clusters: &[usize], k: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; k];
+    for &cluster in clusters {
+        counts[cluster] += 1;
     }
-    chosen
+    counts
 }
 
-/// Assigns every point to its nearest centroid: (assignment, squared distance).
-fn assign<B: Backend>(
-    x: &Tensor<B, 2>,
-    point_sq: &[f32],
-    centroids: &Tensor<B, 2>,
-    chunk_size: usize,
-) -> (Vec<usize>, Vec<f32>) {
-    let [n, dim] = x.dims();
-    let k = centroids.dims()[0];
-    // [1, k]
-    let centroid_sq = centroids.clone().powi_scalar(2).sum_dim(1).reshape([1, k]);
-    let centroids_t = centroids.clone().transpose();
-    let mut clusters = Vec::with_capacity(n);
-    let mut dists = Vec::with_capacity(n);
-    let mut start = 0;
-    while start < n {
-        let end = (start + chunk_size).min(n);
-        let chunk = x.clone().slice([start..end, 0..dim]);
-        // [c, k]: |c|^2 - 2 x.c  (|x|^2 is the same for every centroid)
-        let partial = centroid_sq.clone() - chunk.matmul(centroids_t.clone()).mul_scalar(2.0);
-        let (values, indices) = partial.min_dim_with_indices(1);
-        let values = read_f32(values);
-        let indices: Vec<i64> = indices
-            .into_data()
-            .convert::<i64>()
-            .into_vec()
-            .expect("an int tensor converted to i64 reads back as i64");
-        for (i, (v, c)) in values.into_iter().zip(indices).enumerate() {
-            clusters.push(c as usize);
-            dists.push((v + point_sq[start + i]).max(0.0));
-        }
-        start = end;
-    }
-    (clusters, dists)
+/// The sum of the points' squared distances to their centroid, in f64.
+pub(crate) fn inertia(dists: &[f32]) -> f64 {
+    dists.iter().map(|&d| d as f64).sum()
 }
 
-fn lloyd<B: Backend, R: Rng>(
-    x: &Tensor<B, 2>,
-    point_sq: &[f32],
+/// The steps of a Lloyd iteration, as an engine computes them; [`lloyd`] is the loop.
+pub(crate) trait LloydSteps {
+    /// The centroids as the engine holds them (`[k, dim]`).
+    type Centroids;
+
+    /// Nearest centroid of every point: (cluster, squared distance); ties to the lower
+    /// cluster.
+    fn assign(&self, centroids: &Self::Centroids) -> (Vec<usize>, Vec<f32>);
+
+    /// Every cluster's centroid moved to the mean of its points (`counts` of them, at least
+    /// one); the centroids of empty clusters are left for [`LloydSteps::move_to_point`].
+    fn update(
+        &self,
+        centroids: Self::Centroids,
+        clusters: &[usize],
+        counts: &[usize],
+    ) -> Self::Centroids;
+
+    /// The centroid of `cluster` put onto point `point`.
+    fn move_to_point(
+        &self,
+        centroids: Self::Centroids,
+        cluster: usize,
+        point: usize,
+    ) -> Self::Centroids;
+
+    /// The centroids as a row-major host buffer.
+    fn centroids_to_host(&self, centroids: Self::Centroids) -> Vec<f32>;
+}
+
+/// Lloyd from `centroids` until no assignment changes or `max_iter` iterations; empty
+/// clusters move onto the points farthest from their centroids.
+pub(crate) fn lloyd<E: LloydSteps>(
+    engine: &E,
+    mut centroids: E::Centroids,
     k: usize,
     max_iter: usize,
-    config: &KMeansConfig,
-    rng: &mut R,
 ) -> KMeansResult {
-    let device = x.device();
-    let dim = x.dims()[1];
-    let seeds = kmeans_plus_plus(x, point_sq, k, rng);
-    let mut centroids = x.clone().select(0, index_tensor::<B>(&seeds, &device));
-    let (mut clusters, mut dists) = assign(x, point_sq, &centroids, config.chunk_size);
+    let (mut clusters, mut dists) = engine.assign(&centroids);
     let mut iterations = 0;
     let mut converged = false;
     while iterations < max_iter {
         iterations += 1;
         // Update: centroid = mean of its points; empty clusters move to far points.
-        let mut counts = vec![0usize; k];
-        for &c in &clusters {
-            counts[c] += 1;
-        }
-        let sums = Tensor::<B, 2>::zeros([k, dim], &device).select_assign(
-            0,
-            index_tensor::<B>(&clusters, &device),
-            x.clone(),
-            IndexingUpdateOp::Add,
-        );
-        let divisors: Vec<f32> = counts.iter().map(|&c| c.max(1) as f32).collect();
-        centroids = sums / Tensor::<B, 2>::from_data(TensorData::new(divisors, [k, 1]), &device);
+        let counts = cluster_sizes(&clusters, k);
+        centroids = engine.update(centroids, &clusters, &counts);
         let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
         if !empty.is_empty() {
-            for (&c, &p) in empty.iter().zip(&farthest_first(&dists)) {
-                centroids =
-                    centroids.slice_assign([c..c + 1, 0..dim], x.clone().slice([p..p + 1, 0..dim]));
+            for (&cluster, &point) in empty.iter().zip(&farthest_first(&dists)) {
+                centroids = engine.move_to_point(centroids, cluster, point);
             }
         }
-        let (next, next_dists) = assign(x, point_sq, &centroids, config.chunk_size);
+        let (next, next_dists) = engine.assign(&centroids);
         let unchanged = next == clusters;
         clusters = next;
         dists = next_dists;
@@ -338,8 +294,8 @@ fn lloyd<B: Backend, R: Rng>(
         }
     }
     KMeansResult {
-        inertia: dists.iter().map(|&d| d as f64).sum(),
-        centroids: read_f32(centroids),
+        inertia: inertia(&dists),
+        centroids: engine.centroids_to_host(centroids),
         assignments: clusters,
         iterations,
         converged,
@@ -351,6 +307,7 @@ fn lloyd<B: Backend, R: Rng>(
 mod tests {
     use super::*;
     use burn::backend::Flex;
+    use burn::tensor::TensorData;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
