@@ -2,7 +2,7 @@
 //!
 //! `xtask/baselines/parity_train.py` writes each fixture (start weights, batches, every
 //! parameter after every step) under `target/parity/`; the ignored test
-//! `ee-cli train::parity` runs our step on it and prints the table. The fixtures are:
+//! `ee-train --test parity_train` drives the trainer's step (`ee_train::Stepper`) on it and prints the table. The fixtures are:
 //! Adam with coupled decay and AdamW with a backbone lr multiplier of 0.5, both against
 //! PyTorch in float64 (the exact computation), and Adam against PyTorch in float32, whose
 //! losses the xtask also compares with the float64 run: how far float32 noise alone moves
@@ -63,10 +63,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args([
                 "test",
                 "--quiet",
-                "-p",
-                "ee-cli",
-                "--lib",
-                "train::parity",
+                // --workspace, not -p ee-train: the same features as `cargo test --workspace`,
+                // so the test build reuses its dependencies (only ee-train has this target).
+                "--workspace",
+                "--test",
+                "parity_train",
                 "--",
             ])
             .args(["--ignored", "--nocapture", "--test-threads", "1"])

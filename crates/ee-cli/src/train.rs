@@ -2,13 +2,14 @@
 //! (METHOD.md sections 5-7; the loop itself lives in ee-train).
 //!
 //! The run directory holds `config.toml` (resolved), `metrics.jsonl`, `tensorboard/` event
-//! files, `last.mpk` (end of every epoch) and `best.mpk` (best Recall@1). `--resume`
+//! files, `last.mpk` (end of every epoch) and `best.mpk` (best Recall@K, K the first of
+//! `schedule.recall_k`). `--resume`
 //! continues from `last.mpk` exactly.
 //!
 //! [`Trainer`]: ee_train::Trainer
 
 use burn::tensor::backend::AutodiffBackend;
-use ee_train::{EvalSet, TrainData, TrainError, TrainSummary, TrainerConfig};
+use ee_train::{EvalSet, TrainData, TrainError, TrainSummary, Trainer};
 
 use crate::backend::check_compiled;
 use crate::config::resolve::{build_model, trainer_config};
@@ -16,9 +17,6 @@ use crate::config::{invalid, RunConfig};
 use crate::dataset::open_dataset;
 use crate::error::{CliError, Result};
 use crate::evaluate::RunSplits;
-
-#[cfg(test)]
-mod parity;
 
 /// Environment variable that poisons the loss with NaN at a global step (1-based): a hidden
 /// debugging aid for testing how a run stops.
@@ -50,23 +48,27 @@ pub fn prepare_dataset(
 ) -> Result<Prepared> {
     let splits = RunSplits::open(config, dataset)?;
     let loss = config.loss().init()?;
-    let trainer = trainer_config(config, options.resume, options.quiet);
-    trainer.check()?;
-    trainer.sampler(&loss, &splits.train).map_err(|e| match e {
-        TrainError::Data(ee_data::DataError::InvalidConfig { field, value, rule }) => {
-            let key = match field {
-                "epoch_size" => "schedule.samples_per_epoch".to_string(),
-                other => format!("schedule.{other}"),
-            };
-            let split = if splits.validation.is_some() {
-                "the training split, without its validation classes"
-            } else {
-                "the training split"
-            };
-            CliError::Config(invalid(&key, value, format!("{rule} ({split})")))
-        }
-        other => other.into(),
-    })?;
+    // The trainer's settings are checked here, once (`init`); the sampler is built against
+    // the training split to report a batch that does not fit it before any image is decoded.
+    let trainer = trainer_config(config, options.resume, options.quiet).init()?;
+    trainer
+        .config()
+        .sampler(&loss, &splits.train)
+        .map_err(|e| match e {
+            TrainError::Data(ee_data::DataError::InvalidConfig { field, value, rule }) => {
+                let key = match field {
+                    "epoch_size" => "schedule.samples_per_epoch".to_string(),
+                    other => format!("schedule.{other}"),
+                };
+                let split = if splits.validation.is_some() {
+                    "the training split, without its validation classes"
+                } else {
+                    "the training split"
+                };
+                CliError::Config(invalid(&key, value, format!("{rule} ({split})")))
+            }
+            other => other.into(),
+        })?;
     // Evaluations run after training epochs: their settings must fit the sets now.
     let ks = &config.get().schedule.recall_k;
     let sets = [
@@ -102,8 +104,8 @@ pub struct Prepared {
     pub splits: RunSplits,
     /// The loss.
     pub loss: ee_loss::Loss,
-    /// The trainer's settings.
-    pub trainer: TrainerConfig,
+    /// The trainer, its settings checked.
+    pub trainer: Trainer,
 }
 
 /// Trains the run a config describes on backend `B`, data-parallel when `devices` holds
@@ -121,7 +123,6 @@ pub fn train<B: AutodiffBackend>(
     } = prepare(config, options)?;
     let model = build_model::<B>(config.get(), !options.resume, device)?;
     let mut trainer = trainer
-        .init()?
         .with_run_description("config.toml", config.to_toml())
         .with_nan_at_step(std::env::var(POISON_ENV).ok().and_then(|v| v.parse().ok()));
     let data = TrainData {

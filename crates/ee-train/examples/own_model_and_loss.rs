@@ -91,7 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fitted = trainer.fit(model, &loss, data, &device)?;
     println!(
         "best R@1 {:.3} at epoch {}",
-        fitted.summary.best_recall1, fitted.summary.best_epoch
+        fitted.summary.best_recall, fitted.summary.best_epoch
     );
     Ok(())
 }

@@ -24,17 +24,20 @@ pub struct TrainingState {
     pub sampler: ee_data::SamplerState,
     /// Optimiser steps taken.
     pub global_step: u64,
-    /// Best Recall@1 so far of the split that selects checkpoints (the test split, or the
-    /// validation classes when given); 0 before the first evaluation.
-    pub best_recall1: f64,
-    /// Epoch (1-based) of the best Recall@1.
+    /// Best Recall@K so far of the split that selects checkpoints (the test split, or the
+    /// validation classes when given), K the first of `eval.recall_ks` (1 by default); 0
+    /// before the first evaluation. Stored as `best_recall1`, its name in earlier versions.
+    #[serde(rename = "best_recall1")]
+    pub best_recall: f64,
+    /// Epoch (1-based) of the best Recall@K.
     pub best_epoch: u64,
     /// Length in bytes of metrics.jsonl when the checkpoint was written; a resumed run
     /// truncates the file there, dropping lines of work the checkpoint does not hold.
     pub metrics_len: u64,
-    /// Test Recall@1 at the best epoch (checkpoints written before this field: `None`).
-    #[serde(default)]
-    pub test_recall1_at_best: Option<f64>,
+    /// Test Recall@K (the same K) at the best epoch (checkpoints written before this field:
+    /// `None`). Stored as `test_recall1_at_best`.
+    #[serde(default, rename = "test_recall1_at_best")]
+    pub test_recall_at_best: Option<f64>,
 }
 
 /// The whole checkpoint file.
@@ -148,10 +151,10 @@ mod tests {
                     next_batch: 1,
                 },
                 global_step: 9,
-                best_recall1: 0.5,
+                best_recall: 0.5,
                 best_epoch: 2,
                 metrics_len: 123,
-                test_recall1_at_best: Some(0.4),
+                test_recall_at_best: Some(0.4),
             },
             network: vec![1, 2, 3],
             backbone_optimizer: vec![4],

@@ -24,6 +24,10 @@ pub enum TrainError {
     /// Evaluation failed.
     #[error("evaluation: {0}")]
     Eval(#[from] ee_eval::EvalError),
+    /// Building a network failed (the [`probe`](crate::probe)s build their own). Boxed: the
+    /// model's error is large, and it is rare.
+    #[error("model: {0}")]
+    Model(Box<ee_model::ModelError>),
     /// A file of the run could not be written or read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -82,6 +86,10 @@ pub enum TrainError {
     /// A logger failed.
     #[error("logger: {0}")]
     Logger(String),
+    /// A [`probe`](crate::probe) was asked for something it cannot run (an unknown name,
+    /// sizes that do not fit).
+    #[error("{0}")]
+    Probe(String),
 }
 
 impl TrainError {
@@ -91,6 +99,12 @@ impl TrainError {
             path: path.into(),
             source,
         }
+    }
+}
+
+impl From<ee_model::ModelError> for TrainError {
+    fn from(e: ee_model::ModelError) -> Self {
+        TrainError::Model(Box::new(e))
     }
 }
 

@@ -13,6 +13,10 @@
 //! * [`TrainerConfig`] (a burn `Config`: optimiser, sampler, loader, evaluation, epochs,
 //!   logging and checkpoint intervals) and its [`Trainer`], made by
 //!   [`TrainerConfig::init`]. [`Trainer::fit`] runs the loop.
+//! * [`Stepper`]: the training step, the only one (batch check, embed, Embedding Expansion,
+//!   loss, backward, the all-reduce with several devices, two optimisers); the trainer calls
+//!   it for every batch, and [`optimizer_step`] / [`optimizer_step_with`] are its optimiser
+//!   half for a loss computed elsewhere.
 //! * Models through [`TrainModel`]: `ee_model::Embed` (images to embeddings) plus which
 //!   parameters form the backbone, trained at `lr * base_lr_mult`. ee-model's
 //!   `EmbeddingModel` (GoogLeNet, the small CNN) implements both.
@@ -27,6 +31,9 @@
 //!   resumable exactly (weights, BatchNorm statistics, both optimisers, sampler position).
 //! * [`logging`]: the [`TrainLogger`] trait, with metrics.jsonl, TensorBoard and console
 //!   (progress bars) implementations.
+//! * [`probe`]: fixed computations (loss and gradient, forward, one training step,
+//!   throughput, Recall@K) written as JSON to compare backends number by number; `ee probe`
+//!   and `cargo xtask gpu-check` run them.
 //! * [`TrainError`]: every failure, naming the file, setting or step at fault; a NaN loss
 //!   stops the run and leaves the last checkpoint intact.
 //!
@@ -59,7 +66,7 @@
 //!     .init()?;
 //! let data = TrainData { train: &train, test: &test, validation: None };
 //! let fitted = trainer.fit(model, &loss, data, &device)?;
-//! println!("best R@1 {:.3} at epoch {}", fitted.summary.best_recall1, fitted.summary.best_epoch);
+//! println!("best R@1 {:.3} at epoch {}", fitted.summary.best_recall, fitted.summary.best_epoch);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -72,13 +79,18 @@ pub mod logging;
 mod model;
 mod optimizer;
 pub mod parallel;
+pub mod probe;
 pub mod schedule;
+pub mod step;
 mod trainer;
 
 pub use error::{Result, TrainError};
 pub use eval::{embed_loader, evaluate, Embedded, EvalSet, EvalSummary};
 pub use logging::TrainLogger;
 pub use model::TrainModel;
-pub use optimizer::{apply_gradients, optimizer_step, OptimizerConfig, OptimizerKind};
+pub use optimizer::{
+    apply_gradients, optimizer_step, optimizer_step_with, OptimizerConfig, OptimizerKind,
+};
 pub use parallel::DataParallel;
+pub use step::{StepOutcome, StepSettings, Stepper};
 pub use trainer::{Fitted, TrainData, TrainSummary, Trainer, TrainerConfig};

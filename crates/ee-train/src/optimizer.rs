@@ -128,7 +128,8 @@ impl OptimizerConfig {
 
 /// The optimiser half of a training step: back-propagates `loss`, then steps the backbone's
 /// parameters at `lr * base_lr_mult` and the rest at `lr`, each group with its own
-/// optimiser (burn 0.21 has no parameter groups).
+/// optimiser (burn 0.21 has no parameter groups). [`optimizer_step_with`] without a
+/// gradient hook.
 pub fn optimizer_step<B, M, O>(
     model: M,
     loss: Tensor<B, 1>,
@@ -142,10 +143,42 @@ where
     M: TrainModel<B>,
     O: Optimizer<M, B>,
 {
+    let stepped = optimizer_step_with(
+        model,
+        loss,
+        lr,
+        base_lr_mult,
+        backbone_optimizer,
+        head_optimizer,
+        Ok::<_, std::convert::Infallible>,
+    );
+    match stepped {
+        Ok(model) => model,
+        Err(never) => match never {},
+    }
+}
+
+/// [`optimizer_step`] with a hook between backward and the optimisers: `reduce` receives the
+/// backbone's gradients, then the head's, and returns those to apply (the data-parallel
+/// trainer sums them over the devices there). The trainer's only step goes through here.
+pub fn optimizer_step_with<B, M, O, E>(
+    model: M,
+    loss: Tensor<B, 1>,
+    lr: f64,
+    base_lr_mult: f64,
+    backbone_optimizer: &mut O,
+    head_optimizer: &mut O,
+    mut reduce: impl FnMut(GradientsParams) -> std::result::Result<GradientsParams, E>,
+) -> std::result::Result<M, E>
+where
+    B: AutodiffBackend,
+    M: TrainModel<B>,
+    O: Optimizer<M, B>,
+{
     let mut grads = loss.backward();
-    let backbone_grads = model.backbone_gradients(&mut grads);
-    let head_grads = GradientsParams::from_grads(grads, &model);
-    apply_gradients(
+    let backbone_grads = reduce(model.backbone_gradients(&mut grads))?;
+    let head_grads = reduce(GradientsParams::from_grads(grads, &model))?;
+    Ok(apply_gradients(
         model,
         backbone_grads,
         head_grads,
@@ -153,7 +186,7 @@ where
         base_lr_mult,
         backbone_optimizer,
         head_optimizer,
-    )
+    ))
 }
 
 /// The two optimiser steps of [`optimizer_step`] from gradients already split into the

@@ -12,12 +12,14 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
-use ee_data::{BatchPlan, ClassBalancedSampler, LoaderConfig, SamplerConfig, SamplerState, Split};
+use ee_data::{
+    BatchPlan, ClassBalancedSampler, ImageBatch, ImageLoader, LoaderConfig, SamplerConfig,
+    SamplerState, Split,
+};
 use ee_eval::EvalConfig;
-use ee_loss::batch::check_batch;
-use ee_loss::{LossStats, PairLoss};
+use ee_loss::PairLoss;
 use ee_model::Embed;
 
 use crate::checkpoint::{self, CheckpointFile, TrainingState, CHECKPOINT_VERSION};
@@ -28,17 +30,15 @@ use crate::logging::{
     TensorBoardLogger, TrainLogger,
 };
 use crate::model::TrainModel;
-use crate::optimizer::{apply_gradients, OptimizerConfig, OptimizerKind};
-use crate::parallel::{
-    all_reduce_gradients, gather_embeddings, slice_batch, split_rows, DataParallel,
-};
+use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use crate::schedule::MultiStepLr;
+use crate::step::{StepSettings, Stepper};
 
 /// Everything about a training run except the model, the loss and the data.
 ///
 /// The run directory receives `metrics.jsonl`, `tensorboard/` event files, `last.mpk` (end
-/// of every epoch, and every `checkpoint_every_steps`) and `best.mpk` (best Recall@1 of the
-/// split that selects checkpoints). With `resume`, the run continues from `last.mpk`
+/// of every epoch, and every `checkpoint_every_steps`) and `best.mpk` (best Recall@K, K the
+/// first of `eval.recall_ks`, of the split that selects checkpoints). With `resume`, the run continues from `last.mpk`
 /// exactly: the sampler and the augmentation are keyed by (seed, epoch, batch), and the
 /// checkpoint holds the weights, BatchNorm statistics and both optimisers' moments.
 #[derive(Config, Debug)]
@@ -96,10 +96,28 @@ fn bad(field: &str, value: impl std::fmt::Display, rule: &str) -> TrainError {
 }
 
 impl TrainerConfig {
-    /// Checks the settings the trainer owns (the sampler, loader and evaluation configs are
-    /// checked by their crates when the run starts).
+    /// Checks the settings the trainer owns, and the sampler's rules that need no data
+    /// (`SamplerConfig::check`; even K is checked with the loss, by
+    /// [`TrainerConfig::sampler`]): a pair loss needs at least two classes per batch. The
+    /// loader and evaluation configs are checked by their crates when the run starts.
     pub fn check(&self) -> Result<()> {
         self.optimizer.check()?;
+        self.sampler
+            .clone()
+            .with_require_even_instances(false)
+            .check()?;
+        let (batch_size, instances) = (self.sampler.batch_size, self.sampler.instances_per_class);
+        if batch_size / instances < 2 {
+            return Err(bad(
+                "sampler.batch_size",
+                batch_size,
+                &format!(
+                    "needs at least 2 classes per batch (batch_size / instances_per_class = \
+                     {}), or no anchor has a negative",
+                    batch_size / instances
+                ),
+            ));
+        }
         if self.epochs == 0 {
             return Err(bad("epochs", 0, "must be at least 1"));
         }
@@ -119,6 +137,7 @@ impl TrainerConfig {
                 "needs at least one K: the first selects the best checkpoint",
             ));
         }
+        self.eval.check()?;
         Ok(())
     }
 
@@ -166,12 +185,14 @@ pub struct TrainSummary {
     pub epochs: u64,
     /// Optimiser steps in total.
     pub steps: u64,
-    /// Best Recall@1 of the selecting split (validation if given, else test).
-    pub best_recall1: f64,
+    /// Best Recall@K of the selecting split (validation if given, else test), K the first of
+    /// `eval.recall_ks` (1 by default).
+    pub best_recall: f64,
     /// Its epoch (0: no evaluation improved on 0).
     pub best_epoch: u64,
-    /// Test Recall@1 at the best epoch (equal to `best_recall1` without validation).
-    pub test_recall1_at_best: Option<f64>,
+    /// Test Recall@K (the same K) at the best epoch (equal to `best_recall` without
+    /// validation).
+    pub test_recall_at_best: Option<f64>,
     /// The run directory.
     pub run_dir: PathBuf,
 }
@@ -287,14 +308,16 @@ impl Trainer {
         }
     }
 
+    /// A run: opens (or resumes) it, trains every epoch left, and on an error before the first
+    /// checkpoint removes what it created.
     fn run<B, M, L, O>(
         &mut self,
-        mut model: M,
+        model: M,
         loss: &L,
         data: TrainData<'_>,
         devices: &[B::Device],
-        mut backbone_optimizer: O,
-        mut head_optimizer: O,
+        backbone_optimizer: O,
+        head_optimizer: O,
     ) -> Result<Fitted<M>>
     where
         B: AutodiffBackend,
@@ -303,21 +326,124 @@ impl Trainer {
         L: PairLoss + Sync,
         O: Optimizer<M, B>,
     {
-        let device = &devices[0];
-        let c = self.config.clone();
-        let run_dir = c.run_dir.clone();
-        let last = checkpoint::last_path(&run_dir);
-        let best = checkpoint::best_path(&run_dir);
-        if c.resume && !last.is_file() {
+        let config = &self.config.clone();
+        let session = Session::<B, L>::open(config, loss, data, devices, self.nan_at_step)?;
+        let run_dir = config.run_dir.clone();
+        let (description_file, description) = self.description();
+        let created_dir = !run_dir.exists();
+        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+        ee_core::fs::remove_stale_temporaries(&run_dir)?;
+        let (model, backbone_optimizer, head_optimizer, mut state) = match config.resume {
+            true => session.resume(model, backbone_optimizer, head_optimizer)?,
+            false => (
+                model,
+                backbone_optimizer,
+                head_optimizer,
+                session.fresh_state(),
+            ),
+        };
+        ee_core::fs::write_atomic(&run_dir.join(&description_file), description.as_bytes())?;
+        // Data-parallel: replicas 1.. start as copies of replica 0, after any resume.
+        let mut stepper = Stepper::new(model, backbone_optimizer, head_optimizer, devices)?;
+        let mut run = Run {
+            loggers: self.take_loggers(Some(state.metrics_len))?,
+            description,
+            last_checkpoint: config.resume.then(|| session.last.clone()),
+        };
+        if let Err(error) = session.train(&mut run, &mut stepper, &mut state) {
+            run.loggers.iter_mut().for_each(|l| l.abort());
+            drop(run);
+            if !config.resume && !session.last.is_file() && !session.best.is_file() {
+                // Nothing was checkpointed: leave no empty husk of a run behind.
+                remove_empty_run(&run_dir, &description_file, created_dir);
+            }
+            return Err(error);
+        }
+        Ok(Fitted {
+            model: stepper.into_model(),
+            summary: TrainSummary {
+                epochs: config.epochs,
+                steps: state.global_step,
+                best_recall: state.best_recall,
+                best_epoch: state.best_epoch,
+                test_recall_at_best: state.test_recall_at_best,
+                run_dir,
+            },
+        })
+    }
+
+    /// The run's loggers: the default ones (unless dropped), then those added. A resumed
+    /// metrics log keeps its first `keep_metrics` bytes.
+    fn take_loggers(&mut self, keep_metrics: Option<u64>) -> Result<Vec<Box<dyn TrainLogger>>> {
+        let run_dir = &self.config.run_dir;
+        let mut loggers: Vec<Box<dyn TrainLogger>> = Vec::new();
+        if self.default_loggers {
+            loggers.push(Box::new(JsonlLogger::open(
+                &run_dir.join("metrics.jsonl"),
+                keep_metrics,
+            )?));
+            loggers.push(Box::new(TensorBoardLogger::create(
+                &run_dir.join("tensorboard"),
+            )?));
+            loggers.push(Box::new(ConsoleLogger::new(self.config.quiet)));
+        }
+        loggers.append(&mut self.loggers);
+        Ok(loggers)
+    }
+}
+
+/// A run's fixed parts, checked and built before any file is written: the sampler, the
+/// loader, the schedule and the checkpoint paths.
+struct Session<'a, B: AutodiffBackend, L> {
+    config: &'a TrainerConfig,
+    loss: &'a L,
+    data: TrainData<'a>,
+    devices: &'a [B::Device],
+    sampler: ClassBalancedSampler,
+    loader: ImageLoader,
+    schedule: MultiStepLr,
+    last: PathBuf,
+    best: PathBuf,
+    nan_at_step: Option<u64>,
+}
+
+/// An epoch's running totals, for the step and epoch log lines.
+struct EpochProgress {
+    start: Instant,
+    since_log: Instant,
+    images_since_log: usize,
+    images: usize,
+    last_loss: f64,
+    last_lr: f64,
+}
+
+impl<'a, B, L> Session<'a, B, L>
+where
+    B: AutodiffBackend,
+    L: PairLoss + Sync,
+{
+    /// Checks that the run can start (or resume) and builds its fixed parts.
+    fn open(
+        config: &'a TrainerConfig,
+        loss: &'a L,
+        data: TrainData<'a>,
+        devices: &'a [B::Device],
+        nan_at_step: Option<u64>,
+    ) -> Result<Self> {
+        let run_dir = &config.run_dir;
+        let last = checkpoint::last_path(run_dir);
+        let best = checkpoint::best_path(run_dir);
+        if config.resume && !last.is_file() {
             return Err(TrainError::NothingToResume { path: last });
         }
         // Any trace of an earlier run (a best.mpk without last.mpk included) is a run: never
         // overwrite its checkpoints or truncate its metrics.
-        if !c.resume && earlier_run(&run_dir) {
-            return Err(TrainError::RunExists { dir: run_dir });
+        if !config.resume && earlier_run(run_dir) {
+            return Err(TrainError::RunExists {
+                dir: run_dir.clone(),
+            });
         }
-
-        let sampler = c.sampler(loss, data.train)?;
+        let sampler = config.sampler(loss, data.train)?;
         let classes_per_batch = sampler.batch_size() / sampler.instances_per_class().max(1);
         if devices.len() > classes_per_batch {
             return Err(bad(
@@ -329,409 +455,375 @@ impl Trainer {
                 ),
             ));
         }
-        let train_loader = c.loader.init(data.train)?;
-        let batches_per_epoch = sampler.batches_per_epoch();
+        let loader = config.loader.init(data.train)?;
         let schedule = MultiStepLr::from_epochs(
-            c.optimizer.lr,
-            c.optimizer.lr_decay_factor,
-            &c.optimizer.lr_decay_epochs,
-            batches_per_epoch,
+            config.optimizer.lr,
+            config.optimizer.lr_decay_factor,
+            &config.optimizer.lr_decay_epochs,
+            sampler.batches_per_epoch(),
         );
-        let (description_file, description) = self.description();
+        Ok(Self {
+            config,
+            loss,
+            data,
+            devices,
+            sampler,
+            loader,
+            schedule,
+            last,
+            best,
+            nan_at_step,
+        })
+    }
 
-        let created_dir = !run_dir.exists();
-        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
-        ee_core::fs::remove_stale_temporaries(&run_dir)?;
-        let mut state = TrainingState {
+    fn device(&self) -> &B::Device {
+        &self.devices[0]
+    }
+
+    /// The state of a run that has not started.
+    fn fresh_state(&self) -> TrainingState {
+        TrainingState {
             sampler: SamplerState {
-                seed: c.seed,
+                seed: self.config.seed,
                 epoch: 0,
                 next_batch: 0,
             },
             global_step: 0,
-            best_recall1: 0.0,
+            best_recall: 0.0,
             best_epoch: 0,
             metrics_len: 0,
-            test_recall1_at_best: None,
-        };
-        let mut keep_metrics = Some(0);
-        if c.resume {
-            let file = CheckpointFile::load(&last)?;
-            if file.state.sampler.seed != c.seed {
-                return Err(TrainError::Checkpoint {
-                    path: last,
-                    message: format!(
-                        "was written with run.seed = {}, the config says {}",
-                        file.state.sampler.seed, c.seed
-                    ),
-                });
-            }
-            model = model.load_record(checkpoint::record_from_bytes::<B, _>(
-                file.network,
-                device,
-                &last,
-            )?);
-            backbone_optimizer =
-                backbone_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
-                    file.backbone_optimizer,
-                    device,
-                    &last,
-                )?);
-            head_optimizer = head_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
-                file.head_optimizer,
-                device,
-                &last,
-            )?);
-            state = file.state;
-            keep_metrics = Some(state.metrics_len);
+            test_recall_at_best: None,
         }
-        ee_core::fs::write_atomic(&run_dir.join(&description_file), description.as_bytes())?;
-        // Data-parallel: replicas 1.. start as copies of replica 0 (after any resume), with the
-        // same parameter ids, so that their gradients pair up in the all-reduce.
-        let parallel = match devices.len() {
-            1 => None,
-            _ => Some(DataParallel::<B>::start(devices)?),
-        };
-        let mut others: Vec<(M, O, O)> = devices[1..]
-            .iter()
-            .map(|d| {
-                (
-                    model.clone().fork(d),
-                    backbone_optimizer.clone(),
-                    head_optimizer.clone(),
-                )
-            })
-            .collect();
+    }
 
-        let mut loggers: Vec<Box<dyn TrainLogger>> = Vec::new();
-        if self.default_loggers {
-            loggers.push(Box::new(JsonlLogger::open(
-                &run_dir.join("metrics.jsonl"),
-                keep_metrics,
-            )?));
-            loggers.push(Box::new(TensorBoardLogger::create(
-                &run_dir.join("tensorboard"),
-            )?));
-            loggers.push(Box::new(ConsoleLogger::new(c.quiet)));
+    /// The model, both optimisers and the state of `last.mpk`.
+    fn resume<M, O>(
+        &self,
+        model: M,
+        backbone_optimizer: O,
+        head_optimizer: O,
+    ) -> Result<(M, O, O, TrainingState)>
+    where
+        M: TrainModel<B>,
+        O: Optimizer<M, B>,
+    {
+        let last = &self.last;
+        let file = CheckpointFile::load(last)?;
+        if file.state.sampler.seed != self.config.seed {
+            return Err(TrainError::Checkpoint {
+                path: last.clone(),
+                message: format!(
+                    "was written with run.seed = {}, the config says {}",
+                    file.state.sampler.seed, self.config.seed
+                ),
+            });
         }
-        loggers.append(&mut self.loggers);
-        let mut run = Run {
-            loggers,
-            description,
-            last_checkpoint: c.resume.then(|| last.clone()),
-        };
-        let result = (|| -> Result<M> {
-            run.each(|l| {
-                l.start(&RunStart {
-                    epochs: c.epochs,
-                    batches_per_epoch,
-                    batch_size: sampler.batch_size(),
-                    instances_per_class: sampler.instances_per_class(),
-                    train_images: train_loader.len(),
-                    train_classes: data.train.num_classes(),
-                    test: data.test.describe("test"),
-                    validation: data.validation.map(|v| v.describe("validation")),
-                    run_dir: &run_dir,
-                    devices: describe_devices::<B>(devices),
-                    resumed: c.resume.then_some((
-                        state.sampler.epoch + 1,
-                        state.sampler.next_batch,
-                        state.global_step,
-                        state.best_recall1,
-                    )),
-                })
-            })?;
+        let device = self.device();
+        let model = model.load_record(checkpoint::record_from_bytes::<B, _>(
+            file.network,
+            device,
+            last,
+        )?);
+        let backbone_optimizer =
+            backbone_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
+                file.backbone_optimizer,
+                device,
+                last,
+            )?);
+        let head_optimizer = head_optimizer.load_record(checkpoint::record_from_bytes::<B, _>(
+            file.head_optimizer,
+            device,
+            last,
+        )?);
+        Ok((model, backbone_optimizer, head_optimizer, file.state))
+    }
 
-            if c.eval_before_training && state.global_step == 0 {
-                let valid = model.valid();
-                for (set, split) in eval_sets(data) {
-                    let summary =
-                        evaluate(&valid, set, &c.eval, c.eval_batch_size, c.quiet, device)?;
-                    run.log_eval(&summary, split, 0, &state)?;
-                }
-            }
+    /// The run-start line's facts.
+    fn run_start(&self, state: &TrainingState) -> RunStart<'a> {
+        let config = self.config;
+        RunStart {
+            epochs: config.epochs,
+            batches_per_epoch: self.sampler.batches_per_epoch(),
+            batch_size: self.sampler.batch_size(),
+            instances_per_class: self.sampler.instances_per_class(),
+            train_images: self.loader.len(),
+            train_classes: self.data.train.num_classes(),
+            test: self.data.test.describe("test"),
+            validation: self.data.validation.map(|v| v.describe("validation")),
+            run_dir: &config.run_dir,
+            devices: describe_devices::<B>(self.devices),
+            resumed: config.resume.then_some((
+                state.sampler.epoch + 1,
+                state.sampler.next_batch,
+                state.global_step,
+                state.best_recall,
+            )),
+        }
+    }
 
-            while state.sampler.epoch < c.epochs {
-                let epoch = state.sampler.epoch;
-                run.loggers.iter_mut().for_each(|l| {
-                    l.epoch_start(
-                        epoch + 1,
-                        c.epochs,
-                        batches_per_epoch,
-                        state.sampler.next_batch,
-                    )
-                });
-                let plan = BatchPlan::train(&sampler, state.sampler)?;
-                let epoch_start = Instant::now();
-                let mut since_log = Instant::now();
-                let mut images_since_log = 0usize;
-                let mut epoch_images = 0usize;
-                let mut last_loss = f64::NAN;
-                let mut last_lr = schedule.at(state.global_step);
-                for batch in train_loader.iter::<B>(plan, device) {
-                    let batch = batch?;
-                    if !batch.skipped.is_empty() {
-                        let paths: Vec<String> = batch
-                            .skipped
-                            .iter()
-                            .map(|&i| train_loader.items()[i].path.display().to_string())
-                            .collect();
-                        eprintln!(
-                            "warning: skipped {} unreadable image(s) with their class group \
-                             ({} so far): {}",
-                            paths.len(),
-                            train_loader.skipped_count(),
-                            paths.join(", ")
-                        );
-                    }
-                    let mut classes = batch.class_ids.clone();
-                    classes.dedup();
-                    if classes.len() < 2 {
-                        // A pair loss needs two classes; skipping left fewer.
-                        if !batch.class_ids.is_empty() {
-                            eprintln!(
-                                "warning: batch {} of epoch {} skipped: one class left after \
-                                 dropping unreadable images",
-                                batch.batch_index + 1,
-                                epoch + 1
-                            );
-                        }
-                        state.sampler = sampler.state_after(epoch, batch.batch_index);
-                        continue;
-                    }
-                    let iteration = epoch * batches_per_epoch as u64 + batch.batch_index as u64;
-                    let lr = schedule.at(iteration);
-                    let rows = batch.class_ids.len();
-                    let log_now = (batch.batch_index as u64).is_multiple_of(c.log_every_steps);
-                    // The batch layout is checked on the host labels the loader already has
-                    // (no read-back in the hot path); a non-finite embedding surfaces as a
-                    // non-finite loss below.
-                    let host_labels: Vec<i64> =
-                        batch.class_ids.iter().map(|&c| i64::from(c)).collect();
-                    check_batch(&host_labels, rows, loss.expansion().n_inner_pts() > 0)?;
-                    let step = iteration + 1;
-                    let settings = StepSettings {
-                        lr,
-                        base_lr_mult: c.optimizer.base_lr_mult,
-                        poison: self.nan_at_step == Some(step),
-                        stats: log_now,
-                    };
-                    let outcome = match &parallel {
-                        None => {
-                            let embeddings = model.embed(batch.images);
-                            let (stepped, outcome) = replica_step(
-                                model,
-                                embeddings,
-                                batch.labels,
-                                loss,
-                                &settings,
-                                &mut backbone_optimizer,
-                                &mut head_optimizer,
-                                None,
-                            )?;
-                            model = stepped;
-                            outcome
-                        }
-                        Some(dp) => {
-                            let ranges = split_rows(&batch.class_ids, dp.devices().len())?;
-                            let replicas =
-                                std::iter::once((model, backbone_optimizer, head_optimizer))
-                                    .chain(others.drain(..));
-                            let (images, labels) = (&batch.images, &batch.labels);
-                            let settings = &settings;
-                            let results: Vec<Result<(M, O, O, StepOutcome)>> =
-                                std::thread::scope(|s| {
-                                    let handles: Vec<_> = replicas
-                                        .zip(ranges)
-                                        .zip(dp.devices())
-                                        .enumerate()
-                                        .map(|(d, (((m, mut bo, mut ho), range), device))| {
-                                            let (images, labels) =
-                                                slice_batch(images, labels, range.clone(), device);
-                                            s.spawn(move || {
-                                                let own = m.embed(images);
-                                                let full = gather_embeddings(d, own, range, rows)?;
-                                                let (m, outcome) = replica_step(
-                                                    m,
-                                                    full,
-                                                    labels,
-                                                    loss,
-                                                    settings,
-                                                    &mut bo,
-                                                    &mut ho,
-                                                    Some(d),
-                                                )?;
-                                                Ok((m, bo, ho, outcome))
-                                            })
-                                        })
-                                        .collect();
-                                    handles
-                                        .into_iter()
-                                        .map(|h| {
-                                            h.join().expect("a device's training step panicked")
-                                        })
-                                        .collect()
-                                });
-                            let mut results = results.into_iter().collect::<Result<Vec<_>>>()?;
-                            let (m, bo, ho, outcome) = results.remove(0);
-                            (model, backbone_optimizer, head_optimizer) = (m, bo, ho);
-                            others = results
-                                .into_iter()
-                                .map(|(m, bo, ho, _)| (m, bo, ho))
-                                .collect();
-                            outcome
-                        }
-                    };
-                    let StepOutcome {
-                        loss_sum,
-                        mean_loss,
-                        stats,
-                    } = outcome;
-                    if !loss_sum.is_finite() {
-                        return Err(TrainError::NonFiniteLoss {
-                            epoch: epoch + 1,
-                            step,
-                            value: loss_sum,
-                            checkpoint: run.last_checkpoint.clone(),
-                        });
-                    }
-
-                    state.global_step = step;
-                    state.sampler = sampler.state_after(epoch, batch.batch_index);
-                    images_since_log += rows;
-                    epoch_images += rows;
-                    last_loss = mean_loss;
-                    last_lr = lr;
-                    if let Some(stats) = stats {
-                        let images_per_sec =
-                            images_since_log as f64 / since_log.elapsed().as_secs_f64().max(1e-9);
-                        since_log = Instant::now();
-                        images_since_log = 0;
-                        let log = StepLog {
-                            epoch: epoch + 1,
-                            step,
-                            loss: mean_loss,
-                            loss_sum,
-                            lr,
-                            images_per_sec,
-                            active_fraction: stats.active_fraction,
-                            diagnostics: &stats.diagnostics,
-                        };
-                        run.each(|l| l.step(&log))?;
-                    }
-                    let done = BatchDone {
-                        epoch: epoch + 1,
-                        batch: batch.batch_index,
-                        loss: mean_loss,
-                        lr,
-                        images_per_sec: epoch_images as f64
-                            / epoch_start.elapsed().as_secs_f64().max(1e-9),
-                    };
-                    run.loggers.iter_mut().for_each(|l| l.batch(&done));
-                    if c.checkpoint_every_steps > 0
-                        && step.is_multiple_of(c.checkpoint_every_steps)
-                        && state.sampler.next_batch != 0
-                    {
-                        run.save(
-                            &model,
-                            &backbone_optimizer,
-                            &head_optimizer,
-                            &mut state,
-                            &last,
-                        )?;
-                    }
-                }
-                let seconds = epoch_start.elapsed().as_secs_f64();
-                let log = EpochLog {
-                    epoch: epoch + 1,
-                    epochs: c.epochs,
-                    loss: last_loss,
-                    lr: last_lr,
-                    images_per_sec: epoch_images as f64 / seconds.max(1e-9),
-                    seconds,
-                };
-                run.each(|l| l.epoch(&log))?;
-                state.sampler = SamplerState {
-                    seed: c.seed,
-                    epoch: epoch + 1,
-                    next_batch: 0,
-                };
-
-                let finished = epoch + 1;
-                if finished.is_multiple_of(c.eval_every_epochs) || finished == c.epochs {
-                    let valid = model.valid();
-                    let k = c.eval.recall_ks[0];
-                    let mut test_r1 = None;
-                    let mut improved = false;
-                    // Validation (when given) first: it decides "best" for both lines.
-                    let mut sets = eval_sets(data);
-                    sets.reverse();
-                    for (set, split) in sets {
-                        let summary =
-                            evaluate(&valid, set, &c.eval, c.eval_batch_size, c.quiet, device)?;
-                        let r1 = summary.report.recall(k).unwrap_or(0.0);
-                        if split == EvalSplit::Test {
-                            test_r1 = Some(r1);
-                        }
-                        let selects = split == EvalSplit::Validation || data.validation.is_none();
-                        if selects && r1 > state.best_recall1 {
-                            improved = true;
-                            state.best_recall1 = r1;
-                            state.best_epoch = finished;
-                        }
-                        if split == EvalSplit::Test && improved {
-                            state.test_recall1_at_best = test_r1;
-                        }
-                        run.log_eval(&summary, split, finished, &state)?;
-                    }
-                    if improved {
-                        run.save(
-                            &model,
-                            &backbone_optimizer,
-                            &head_optimizer,
-                            &mut state,
-                            &best,
-                        )?;
-                    }
-                }
-                run.save(
-                    &model,
-                    &backbone_optimizer,
-                    &head_optimizer,
-                    &mut state,
-                    &last,
+    /// Every epoch left, each followed by its evaluation (when due) and `last.mpk`.
+    fn train<M, O>(
+        &self,
+        run: &mut Run,
+        stepper: &mut Stepper<B, M, O>,
+        state: &mut TrainingState,
+    ) -> Result<()>
+    where
+        M: TrainModel<B>,
+        M::InnerModule: Embed<B::InnerBackend>,
+        O: Optimizer<M, B>,
+    {
+        let config = self.config;
+        let start = self.run_start(state);
+        run.each(|l| l.start(&start))?;
+        if config.eval_before_training && state.global_step == 0 {
+            let valid = stepper.model().valid();
+            for (set, split) in eval_sets(self.data) {
+                let summary = evaluate(
+                    &valid,
+                    set,
+                    &config.eval,
+                    config.eval_batch_size,
+                    config.quiet,
+                    self.device(),
                 )?;
+                run.log_eval(&summary, split, 0, state)?;
             }
-            run.each(|l| l.flush())?;
-            Ok(model)
-        })();
-        let model = match result {
-            Ok(model) => model,
-            Err(e) => {
-                run.loggers.iter_mut().for_each(|l| l.abort());
-                drop(run);
-                if !c.resume && !last.is_file() && !best.is_file() {
-                    // Nothing was checkpointed: leave no empty husk of a run behind.
-                    remove_empty_run(&run_dir, &description_file, created_dir);
-                }
-                return Err(e);
+        }
+        while state.sampler.epoch < config.epochs {
+            let epoch = state.sampler.epoch;
+            self.train_epoch(run, stepper, state, epoch)?;
+            state.sampler = SamplerState {
+                seed: config.seed,
+                epoch: epoch + 1,
+                next_batch: 0,
+            };
+            let finished = epoch + 1;
+            if finished.is_multiple_of(config.eval_every_epochs) || finished == config.epochs {
+                self.evaluate_and_select(run, stepper, state, finished)?;
             }
+            run.save(stepper, state, &self.last)?;
+        }
+        run.each(|l| l.flush())
+    }
+
+    /// The batches left of `epoch`, then its log line.
+    fn train_epoch<M, O>(
+        &self,
+        run: &mut Run,
+        stepper: &mut Stepper<B, M, O>,
+        state: &mut TrainingState,
+        epoch: u64,
+    ) -> Result<()>
+    where
+        M: TrainModel<B>,
+        M::InnerModule: Embed<B::InnerBackend>,
+        O: Optimizer<M, B>,
+    {
+        let config = self.config;
+        let batches_per_epoch = self.sampler.batches_per_epoch();
+        run.loggers.iter_mut().for_each(|l| {
+            l.epoch_start(
+                epoch + 1,
+                config.epochs,
+                batches_per_epoch,
+                state.sampler.next_batch,
+            )
+        });
+        let plan = BatchPlan::train(&self.sampler, state.sampler)?;
+        let mut progress = EpochProgress {
+            start: Instant::now(),
+            since_log: Instant::now(),
+            images_since_log: 0,
+            images: 0,
+            last_loss: f64::NAN,
+            last_lr: self.schedule.at(state.global_step),
         };
-        Ok(Fitted {
-            model,
-            summary: TrainSummary {
-                epochs: c.epochs,
-                steps: state.global_step,
-                best_recall1: state.best_recall1,
-                best_epoch: state.best_epoch,
-                test_recall1_at_best: state.test_recall1_at_best,
-                run_dir,
-            },
-        })
+        for batch in self.loader.iter::<B>(plan, self.device()) {
+            self.train_batch(run, stepper, state, epoch, batch?, &mut progress)?;
+        }
+        let seconds = progress.start.elapsed().as_secs_f64();
+        let log = EpochLog {
+            epoch: epoch + 1,
+            epochs: config.epochs,
+            loss: progress.last_loss,
+            lr: progress.last_lr,
+            images_per_sec: progress.images as f64 / seconds.max(1e-9),
+            seconds,
+        };
+        run.each(|l| l.epoch(&log))
+    }
+
+    /// One batch: warns about skipped images, steps (unless fewer than two classes are
+    /// left), logs, and writes `last.mpk` when `checkpoint_every_steps` says so.
+    fn train_batch<M, O>(
+        &self,
+        run: &mut Run,
+        stepper: &mut Stepper<B, M, O>,
+        state: &mut TrainingState,
+        epoch: u64,
+        batch: ImageBatch<B>,
+        progress: &mut EpochProgress,
+    ) -> Result<()>
+    where
+        M: TrainModel<B>,
+        M::InnerModule: Embed<B::InnerBackend>,
+        O: Optimizer<M, B>,
+    {
+        let config = self.config;
+        if !batch.skipped.is_empty() {
+            self.warn_skipped(&batch.skipped);
+        }
+        let mut classes = batch.class_ids.clone();
+        classes.dedup();
+        if classes.len() < 2 {
+            // A pair loss needs two classes; skipping left fewer.
+            if !batch.class_ids.is_empty() {
+                eprintln!(
+                    "warning: batch {} of epoch {} skipped: one class left after dropping \
+                     unreadable images",
+                    batch.batch_index + 1,
+                    epoch + 1
+                );
+            }
+            state.sampler = self.sampler.state_after(epoch, batch.batch_index);
+            return Ok(());
+        }
+        let iteration = epoch * self.sampler.batches_per_epoch() as u64 + batch.batch_index as u64;
+        let step = iteration + 1;
+        let lr = self.schedule.at(iteration);
+        let rows = batch.class_ids.len();
+        let settings = StepSettings {
+            lr,
+            base_lr_mult: config.optimizer.base_lr_mult,
+            // The batch layout is checked on the host labels the loader already has (no
+            // read-back in the hot path); a non-finite embedding surfaces as a non-finite
+            // loss below.
+            stats: (batch.batch_index as u64).is_multiple_of(config.log_every_steps),
+            poison: self.nan_at_step == Some(step),
+        };
+        let outcome = stepper.step(
+            batch.images,
+            batch.labels,
+            &batch.class_ids,
+            self.loss,
+            &settings,
+        )?;
+        if !outcome.loss_sum.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                epoch: epoch + 1,
+                step,
+                value: outcome.loss_sum,
+                checkpoint: run.last_checkpoint.clone(),
+            });
+        }
+        state.global_step = step;
+        state.sampler = self.sampler.state_after(epoch, batch.batch_index);
+        progress.images_since_log += rows;
+        progress.images += rows;
+        progress.last_loss = outcome.mean_loss;
+        progress.last_lr = lr;
+        if let Some(stats) = &outcome.stats {
+            let images_per_sec = progress.images_since_log as f64
+                / progress.since_log.elapsed().as_secs_f64().max(1e-9);
+            progress.since_log = Instant::now();
+            progress.images_since_log = 0;
+            let log = StepLog {
+                epoch: epoch + 1,
+                step,
+                loss: outcome.mean_loss,
+                loss_sum: outcome.loss_sum,
+                lr,
+                images_per_sec,
+                active_fraction: stats.active_fraction,
+                diagnostics: &stats.diagnostics,
+            };
+            run.each(|l| l.step(&log))?;
+        }
+        let done = BatchDone {
+            epoch: epoch + 1,
+            batch: batch.batch_index,
+            loss: outcome.mean_loss,
+            lr,
+            images_per_sec: progress.images as f64
+                / progress.start.elapsed().as_secs_f64().max(1e-9),
+        };
+        run.loggers.iter_mut().for_each(|l| l.batch(&done));
+        if config.checkpoint_every_steps > 0
+            && step.is_multiple_of(config.checkpoint_every_steps)
+            && state.sampler.next_batch != 0
+        {
+            run.save(stepper, state, &self.last)?;
+        }
+        Ok(())
+    }
+
+    /// The warning for images the loader dropped (with their class group).
+    fn warn_skipped(&self, skipped: &[usize]) {
+        let paths: Vec<String> = skipped
+            .iter()
+            .map(|&item| self.loader.items()[item].path.display().to_string())
+            .collect();
+        eprintln!(
+            "warning: skipped {} unreadable image(s) with their class group ({} so far): {}",
+            paths.len(),
+            self.loader.skipped_count(),
+            paths.join(", ")
+        );
+    }
+
+    /// Scores the model after epoch `finished` (validation first, when given: it decides
+    /// "best" for both lines) and writes `best.mpk` when the selecting split improved.
+    fn evaluate_and_select<M, O>(
+        &self,
+        run: &mut Run,
+        stepper: &Stepper<B, M, O>,
+        state: &mut TrainingState,
+        finished: u64,
+    ) -> Result<()>
+    where
+        M: TrainModel<B>,
+        M::InnerModule: Embed<B::InnerBackend>,
+        O: Optimizer<M, B>,
+    {
+        let config = self.config;
+        let valid = stepper.model().valid();
+        let k = config.eval.recall_ks[0];
+        let mut test_recall = None;
+        let mut improved = false;
+        let mut sets = eval_sets(self.data);
+        sets.reverse();
+        for (set, split) in sets {
+            let summary = evaluate(
+                &valid,
+                set,
+                &config.eval,
+                config.eval_batch_size,
+                config.quiet,
+                self.device(),
+            )?;
+            let recall = summary.report.recall(k).unwrap_or(0.0);
+            if split == EvalSplit::Test {
+                test_recall = Some(recall);
+            }
+            let selects = split == EvalSplit::Validation || self.data.validation.is_none();
+            if selects && recall > state.best_recall {
+                improved = true;
+                state.best_recall = recall;
+                state.best_epoch = finished;
+            }
+            if split == EvalSplit::Test && improved {
+                state.test_recall_at_best = test_recall;
+            }
+            run.log_eval(&summary, split, finished, state)?;
+        }
+        if improved {
+            run.save(stepper, state, &self.best)?;
+        }
+        Ok(())
     }
 }
 
-/// Whether `dir` holds anything of an earlier run: a checkpoint or a non-empty metrics log.
 /// The devices in words for the run-start line: the backend's name, and with several
 /// devices their count and each one.
 fn describe_devices<B: burn::tensor::backend::Backend>(devices: &[B::Device]) -> String {
@@ -749,6 +841,7 @@ fn describe_devices<B: burn::tensor::backend::Backend>(devices: &[B::Device]) ->
     }
 }
 
+/// Whether `dir` holds anything of an earlier run: a checkpoint or a non-empty metrics log.
 fn earlier_run(dir: &Path) -> bool {
     let nonempty = |p: PathBuf| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
     checkpoint::last_path(dir).is_file()
@@ -795,97 +888,6 @@ fn eval_sets<'a>(data: TrainData<'a>) -> Vec<(&'a EvalSet, EvalSplit)> {
     sets
 }
 
-/// A `[1]` tensor's value as f64 (through `TensorData`, without rounding).
-fn scalar<B: burn::tensor::backend::Backend>(t: burn::tensor::Tensor<B, 1>) -> f64 {
-    t.into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .map_or(f64::NAN, |v| v[0])
-}
-
-/// What one step reports.
-struct StepOutcome {
-    loss_sum: f64,
-    mean_loss: f64,
-    stats: Option<LossStats>,
-}
-
-/// How a step runs.
-struct StepSettings {
-    lr: f64,
-    base_lr_mult: f64,
-    /// Poison the loss with NaN (the test hook).
-    poison: bool,
-    /// Read the loss statistics back for the log.
-    stats: bool,
-}
-
-/// One replica's step from the whole batch's `embeddings` (its own rows attached to its
-/// graph): Embedding Expansion, the loss, backward, the gradients summed over the peers
-/// (when `peer` is set), then the two optimiser steps. A non-finite loss returns the model
-/// unstepped: every peer sees the same loss, so all stop before any collective call.
-#[allow(clippy::too_many_arguments)]
-fn replica_step<B, M, L, O>(
-    model: M,
-    embeddings: burn::tensor::Tensor<B, 2>,
-    labels: burn::tensor::Tensor<B, 1, burn::tensor::Int>,
-    loss: &L,
-    settings: &StepSettings,
-    backbone_optimizer: &mut O,
-    head_optimizer: &mut O,
-    peer: Option<usize>,
-) -> Result<(M, StepOutcome)>
-where
-    B: AutodiffBackend,
-    M: TrainModel<B>,
-    L: PairLoss,
-    O: Optimizer<M, B>,
-{
-    // Embedding Expansion, then the loss on real and synthetic points.
-    let expanded = loss.expansion().expand_unchecked(embeddings, labels);
-    let output = loss.forward_expanded(&expanded);
-    let mut trained = output.loss.clone();
-    if settings.poison {
-        trained = trained.add_scalar(f32::NAN);
-    }
-    let loss_sum = scalar(trained.clone());
-    if !loss_sum.is_finite() {
-        let outcome = StepOutcome {
-            loss_sum,
-            mean_loss: f64::NAN,
-            stats: None,
-        };
-        return Ok((model, outcome));
-    }
-    let stats = settings.stats.then(|| output.stats());
-    let mean_loss = match &stats {
-        Some(s) => s.mean_per_anchor,
-        None => scalar(output.per_anchor.clone().detach().mean()),
-    };
-    let mut grads = trained.backward();
-    let mut backbone_grads = model.backbone_gradients(&mut grads);
-    let mut head_grads = GradientsParams::from_grads(grads, &model);
-    if let Some(peer) = peer {
-        backbone_grads = all_reduce_gradients::<B>(peer, backbone_grads)?;
-        head_grads = all_reduce_gradients::<B>(peer, head_grads)?;
-    }
-    let model = apply_gradients(
-        model,
-        backbone_grads,
-        head_grads,
-        settings.lr,
-        settings.base_lr_mult,
-        backbone_optimizer,
-        head_optimizer,
-    );
-    let outcome = StepOutcome {
-        loss_sum,
-        mean_loss,
-        stats,
-    };
-    Ok((model, outcome))
-}
-
 struct Run {
     loggers: Vec<Box<dyn TrainLogger>>,
     description: String,
@@ -913,17 +915,17 @@ impl Run {
             split,
             report: &summary.report,
             seconds: summary.seconds,
-            best_recall1: state.best_recall1,
+            best_recall: state.best_recall,
             best_epoch: state.best_epoch,
         };
         self.each(|l| l.eval(&log))
     }
 
+    /// Writes the checkpoint of replica 0 to `path`, after flushing the loggers (whose
+    /// position it records, so that a resume truncates the logs to it).
     fn save<B, M, O>(
         &mut self,
-        model: &M,
-        backbone_optimizer: &O,
-        head_optimizer: &O,
+        stepper: &Stepper<B, M, O>,
         state: &mut TrainingState,
         path: &Path,
     ) -> Result<()>
@@ -932,6 +934,8 @@ impl Run {
         M: AutodiffModule<B>,
         O: Optimizer<M, B>,
     {
+        let model = stepper.model();
+        let (backbone_optimizer, head_optimizer) = stepper.optimizers();
         self.each(|l| l.flush())?;
         let mut mark = None;
         for logger in &mut self.loggers {

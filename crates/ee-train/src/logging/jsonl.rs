@@ -3,7 +3,7 @@
 //! ```text
 //! {"kind":"train","epoch":1,"step":1,"loss":0.41,"loss_sum":13.1,"lr":0.0001,"images_per_sec":85.2,
 //!  "mean_positive_distance":0.9,"mean_negative_distance":0.7,"active_fraction":1.0,"synthetic_negative_fraction":0.6}
-//! {"kind":"eval","epoch":5,"step":120,"recall":{"1":0.61,"2":0.72},"best_recall1":0.61,"best_epoch":5}
+//! {"kind":"eval","epoch":5,"step":120,"recall":{"1":0.61,"2":0.72},"best_recall":0.61,"best_epoch":5}
 //! ```
 
 use std::collections::BTreeMap;
@@ -62,9 +62,11 @@ pub struct EvalLine {
     pub nmi: Option<f64>,
     /// Pairwise F1 (with `schedule.eval_clustering`).
     pub f1: Option<f64>,
-    /// Best Recall@1 so far (of the split that selects checkpoints).
-    pub best_recall1: f64,
-    /// Epoch of the best Recall@1.
+    /// Best Recall@K so far (of the split that selects checkpoints; K the first of
+    /// `eval.recall_ks`). Written as `best_recall1`, its name in earlier versions.
+    #[serde(rename = "best_recall1")]
+    pub best_recall: f64,
+    /// Epoch of the best Recall@K.
     pub best_epoch: u64,
 }
 

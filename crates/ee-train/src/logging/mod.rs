@@ -122,8 +122,8 @@ pub struct EvalLog<'a> {
     pub report: &'a EvalReport,
     /// Seconds spent.
     pub seconds: f64,
-    /// Best selection Recall@1 so far (0 before any).
-    pub best_recall1: f64,
+    /// Best selection Recall@K so far, K the first of `eval.recall_ks` (0 before any).
+    pub best_recall: f64,
     /// Its epoch (0: none yet).
     pub best_epoch: u64,
 }
@@ -219,7 +219,7 @@ impl TrainLogger for JsonlLogger {
             map_at_r: report.map_at_r,
             nmi: report.clustering.as_ref().map(|c| c.nmi),
             f1: report.clustering.as_ref().map(|c| c.f1),
-            best_recall1: e.best_recall1,
+            best_recall: e.best_recall,
             best_epoch: e.best_epoch,
         })
     }
@@ -282,10 +282,10 @@ impl TrainLogger for TensorBoardLogger {
         }
         if let Some(first) = report.recall_at_k.first().filter(|_| e.best_epoch > 0) {
             let k = first.k;
-            self.scalar(&format!("{prefix}metric/R{k}/best"), e.best_recall1, e.step)?;
+            self.scalar(&format!("{prefix}metric/R{k}/best"), e.best_recall, e.step)?;
             self.scalar(
                 &format!("{prefix}metric_epoch/R{k}/best"),
-                e.best_recall1,
+                e.best_recall,
                 e.epoch,
             )?;
         }
@@ -410,7 +410,7 @@ impl TrainLogger for ConsoleLogger {
         } else {
             println!(
                 "{what} epoch {}: {recalls}  (best R@1 {:.4} at epoch {}; {:.1} s)",
-                e.epoch, e.best_recall1, e.best_epoch, e.seconds
+                e.epoch, e.best_recall, e.best_epoch, e.seconds
             );
         }
         Ok(())

@@ -330,7 +330,7 @@ fn validation_classes_select_the_best_checkpoint() {
         .iter()
         .map(|l| l["recall"]["1"].as_f64().unwrap())
         .fold(0.0, f64::max);
-    assert_eq!(fitted.summary.best_recall1, best_validation);
+    assert_eq!(fitted.summary.best_recall, best_validation);
     let best_epoch = fitted.summary.best_epoch as usize;
     if best_epoch > 0 {
         let test_at_best = evals
@@ -338,7 +338,7 @@ fn validation_classes_select_the_best_checkpoint() {
             .filter(|l| l.get("split").is_none() && l["epoch"] == best_epoch)
             .map(|l| l["recall"]["1"].as_f64().unwrap())
             .next();
-        assert_eq!(fitted.summary.test_recall1_at_best, test_at_best);
+        assert_eq!(fitted.summary.test_recall_at_best, test_at_best);
     }
 }
 
@@ -358,6 +358,12 @@ fn bad_settings_and_existing_runs_are_refused() {
         .unwrap()
         .to_string();
     assert!(err.contains("optimizer.lr = -1"), "{err}");
+    // One class per batch: no anchor would have a negative.
+    let err = common::trainer(&run, 1, 8).init().err().unwrap().to_string();
+    assert!(
+        err.contains("sampler.batch_size = 8") && err.contains("at least 2 classes"),
+        "{err}"
+    );
 
     let data = dataset(&dir.path().join("data"));
     let test = EvalSet::SelfRetrieval(loader().init(&data.test).unwrap());

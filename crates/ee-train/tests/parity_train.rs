@@ -2,25 +2,27 @@
 //!
 //! `xtask/baselines/parity_train.py` writes torchvision's GoogLeNet + head (its own init), fixed
 //! preprocessed batches, and every parameter and BatchNorm statistic after each of its steps.
-//! This test loads the same start, runs the trainer's step ([`optimizer_step`] with the
-//! optimisers [`adam_config`] / [`adamw_config`] build from the config, the network in
-//! training mode, EE + HPHN from the config's `[loss]`) on the same batches and compares after
-//! every step. It is ignored unless asked for: it needs the fixture, named by `EE_PARITY_DIR`.
+//! This test loads the same start and drives the trainer's own step, [`Stepper::step`] (the
+//! function `Trainer::fit` calls for every batch: batch check, EE + HPHN, backward, the
+//! backbone at `lr * base_lr_mult` and the head at `lr` with two Adam or AdamW optimisers),
+//! on the same batches, and compares after every step. It is ignored unless asked for: it
+//! needs the fixture, named by `EE_PARITY_DIR`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, Param};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::optim::Optimizer;
+use burn::tensor::{Int, Tensor, TensorData};
 use burn_store::ModuleSnapshot;
-use ee_loss::PairLoss;
-use ee_model::{Backbone, BackboneInit, EmbeddingModel, GoogLeNet, GoogLeNetConfig};
-use ee_train::optimizer_step;
+use ee_loss::{EmbeddingExpansionConfig, HphnTripletLoss, HphnTripletLossConfig};
+use ee_model::{
+    Backbone, BackboneInit, BackboneKind, EmbeddingModel, EmbeddingModelConfig, GoogLeNet,
+    GoogLeNetConfig,
+};
+use ee_train::{OptimizerConfig, OptimizerKind, StepSettings, Stepper};
 use serde::Deserialize;
-
-use crate::config::resolve::{build_model, optimizer_config};
-use crate::config::{RawConfig, RunConfig};
 
 type Network<B> = EmbeddingModel<B>;
 
@@ -67,10 +69,16 @@ fn read(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
         .collect()
 }
 
-/// The network of the fixture's config, with PyTorch's weights of step `step`.
-fn load_network(dir: &Path, step: usize, config: &RunConfig) -> Network<AD> {
+/// The fixture's network (GoogLeNet, no input transform, a Linear head), with PyTorch's
+/// weights of step `step`.
+fn load_network(dir: &Path, step: usize, run: &Run) -> Network<AD> {
     let device = Default::default();
-    let mut network = build_model::<AD>(config.get(), false, &device).expect("valid network");
+    let mut network = EmbeddingModelConfig::new()
+        .with_backbone(Some(BackboneKind::Googlenet))
+        .with_embed_dim(run.embed_dim)
+        .with_transform_input(Some(false))
+        .init::<AD>(&device)
+        .expect("valid network");
     let Backbone::GoogLeNet(backbone) = network.backbone else {
         panic!("the parity config uses GoogLeNet")
     };
@@ -192,30 +200,17 @@ fn head_off_fraction(ours: &Network<AD>, dir: &Path, step: usize, lr: f64) -> f6
     off as f64 / (inp * out) as f64
 }
 
-fn parity_config(run: &Run, dir: &Path) -> RunConfig {
-    let text = format!(
-        "[data]\nformat = \"synthetic\"\nroot = \"{root}\"\nimage_size = {size}\n\
-         [model]\nbackbone = \"googlenet\"\nembed_dim = {dim}\n\
-         [loss]\nname = \"hphn_triplet\"\nn_inner_pts = {n}\n\
-         [optimizer]\nname = \"{opt}\"\nlr = {lr}\nepsilon = {eps}\nweight_decay = {wd}\n\
-         base_lr_mult = {mult}\n\
-         [schedule]\nbatch_size = {batch}\ninstances_per_class = {k}\n\
-         [run]\noutput_dir = \"{root}/run\"\n",
-        root = dir.display(),
-        size = run.image_size,
-        dim = run.embed_dim,
-        n = run.n_inner_pts,
-        opt = run.optimizer,
-        lr = run.lr,
-        eps = run.epsilon,
-        wd = run.weight_decay,
-        mult = run.base_lr_mult,
-        batch = run.batch,
-        k = run.instances,
-    );
-    RawConfig::parse_str(&text, &[], "parity")
-        .and_then(RawConfig::check)
-        .expect("a valid parity config")
+/// The fixture's optimiser settings (the rest at ee-train's defaults, as in `ee train`).
+fn optimizer_config(run: &Run) -> OptimizerConfig {
+    OptimizerConfig::new()
+        .with_kind(match run.optimizer.as_str() {
+            "adamw" => OptimizerKind::Adamw,
+            _ => OptimizerKind::Adam,
+        })
+        .with_lr(run.lr)
+        .with_epsilon(run.epsilon as f32)
+        .with_weight_decay(run.weight_decay as f32)
+        .with_base_lr_mult(run.base_lr_mult)
 }
 
 #[test]
@@ -226,25 +221,47 @@ fn trainer_step_matches_pytorch_step_by_step() {
     let run: Run =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).expect("run.json"))
             .expect("run.json parses");
-    let config = parity_config(&run, &dir);
+    let optimizer = optimizer_config(&run);
+    optimizer.check().expect("valid optimiser settings");
+    let loss = HphnTripletLossConfig::new()
+        .with_expansion(EmbeddingExpansionConfig::new().with_n_inner_pts(run.n_inner_pts))
+        .init()
+        .expect("valid loss");
+    let network = load_network(&dir, 0, &run);
+    match optimizer.kind {
+        OptimizerKind::Adam => {
+            let make = || optimizer.adam().init::<AD, Network<AD>>();
+            compare_steps(&run, &dir, &loss, network, make(), make());
+        }
+        OptimizerKind::Adamw => {
+            let make = || optimizer.adamw().init::<AD, Network<AD>>();
+            compare_steps(&run, &dir, &loss, network, make(), make());
+        }
+    }
+}
+
+/// Runs the fixture's steps through the trainer's [`Stepper`], prints the table and checks
+/// step 1.
+fn compare_steps<O: Optimizer<Network<AD>, AD>>(
+    run: &Run,
+    dir: &Path,
+    loss: &HphnTripletLoss,
+    network: Network<AD>,
+    backbone_optimizer: O,
+    head_optimizer: O,
+) {
     let batches = read(&dir.join("batches.safetensors"));
     let (image_shape, images) = &batches["images"];
     let labels = &batches["labels"].1;
     let per_batch = image_shape[1..].iter().product::<usize>();
     let device = Default::default();
-    let loss = config.loss().init().expect("valid loss");
-    let o = &config.get().optimizer;
-    let oc = optimizer_config(o);
-
-    let mut network = load_network(&dir, 0, &config);
-    let mut adam = (
-        oc.adam().init::<AD, Network<AD>>(),
-        oc.adam().init::<AD, Network<AD>>(),
-    );
-    let mut adamw = (
-        oc.adamw().init::<AD, Network<AD>>(),
-        oc.adamw().init::<AD, Network<AD>>(),
-    );
+    let mut stepper = Stepper::new(
+        network,
+        backbone_optimizer,
+        head_optimizer,
+        std::slice::from_ref(&device),
+    )
+    .expect("one device");
     println!(
         "parity: {} steps, {} px, batch {} ({} x {}), {}, lr {} x {} (backbone), wd {}",
         run.steps,
@@ -261,6 +278,7 @@ fn trainer_step_matches_pytorch_step_by_step() {
         "| step | loss ours | loss PyTorch | loss gap | backbone: largest gap | backbone: elements off | head: elements off | BN running mean | BN running var |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    let settings = StepSettings::new(run.lr, run.base_lr_mult);
     let mut first_step = None;
     for step in 0..run.steps {
         let batch_images: Vec<f32> = images[step * per_batch..(step + 1) * per_batch]
@@ -269,35 +287,21 @@ fn trainer_step_matches_pytorch_step_by_step() {
             .collect();
         let shape: [usize; 4] = image_shape[1..].try_into().unwrap();
         let x = Tensor::<AD, 4>::from_data(TensorData::new(batch_images, shape), &device);
-        let y: Vec<i64> = labels[step * run.batch..(step + 1) * run.batch]
+        let class_ids: Vec<u32> = labels[step * run.batch..(step + 1) * run.batch]
             .iter()
-            .map(|&l| l as i64)
+            .map(|&l| l as u32)
             .collect();
+        let y: Vec<i64> = class_ids.iter().map(|&l| i64::from(l)).collect();
         let y = Tensor::<AD, 1, Int>::from_data(TensorData::new(y, [run.batch]), &device);
-        let output = loss.forward(network.forward(x), y).expect("valid batch");
-        let value: f64 = output.loss.clone().into_scalar().elem();
-        network = match run.optimizer.as_str() {
-            "adamw" => optimizer_step(
-                network,
-                output.loss,
-                o.lr,
-                o.base_lr_mult,
-                &mut adamw.0,
-                &mut adamw.1,
-            ),
-            _ => optimizer_step(
-                network,
-                output.loss,
-                o.lr,
-                o.base_lr_mult,
-                &mut adam.0,
-                &mut adam.1,
-            ),
-        };
+        let outcome = stepper
+            .step(x, y, &class_ids, loss, &settings)
+            .expect("a valid batch");
+        let value = outcome.loss_sum;
+        let network = stepper.model();
         let torch_loss = run.losses[step];
         let loss_gap = (value - torch_loss).abs() / torch_loss.abs().max(1e-12);
-        let gaps = backbone_gaps(&network, &dir, step + 1, o.lr * o.base_lr_mult);
-        let head = head_off_fraction(&network, &dir, step + 1, o.lr);
+        let gaps = backbone_gaps(network, dir, step + 1, run.lr * run.base_lr_mult);
+        let head = head_off_fraction(network, dir, step + 1, run.lr);
         println!(
             "| {} | {value:.6} | {torch_loss:.6} | {loss_gap:.1e} | {:.1e} | {:.1e} | {head:.1e} | {:.1e} | {:.1e} |",
             step + 1,
