@@ -13,8 +13,8 @@ pub use ee_train::{embed_loader, Embedded};
 
 use crate::config::resolve::build_model;
 use crate::config::RawConfig;
-use crate::embedding_set::EmbeddingSet;
 use crate::error::{CliError, Result};
+use ee_eval::embedding_set::EmbeddingSet;
 
 /// A checkpoint's network (eval mode) and the config it was trained with.
 pub struct TrainedNetwork<B: Backend> {
@@ -130,43 +130,21 @@ pub struct ImageList {
     pub labels: Vec<Option<String>>,
 }
 
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
 impl ImageList {
     /// Every image (`.jpg`, `.jpeg`, `.png`) under `dir`, recursively, sorted by path. An
     /// image inside a subfolder is labelled with the name of the subfolder of `dir` it is in
     /// (a folder-per-class tree); an image directly in `dir` has no label. Errors if there
     /// are none.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let mut paths = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        // Folders by their real path: a link back up the tree is entered at most once.
-        let mut visited = std::collections::HashSet::new();
-        while let Some(folder) = stack.pop() {
-            let real = std::fs::canonicalize(&folder).map_err(|e| CliError::io(&folder, e))?;
-            if !visited.insert(real.clone()) {
-                eprintln!(
-                    "warning: skipping {}: a link to {}, a folder already visited",
-                    folder.display(),
-                    real.display()
-                );
-                continue;
-            }
-            let entries = std::fs::read_dir(&folder).map_err(|e| CliError::io(&folder, e))?;
-            for entry in entries {
-                let path = entry.map_err(|e| CliError::io(&folder, e))?.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if is_image(&path) {
-                    paths.push(path);
-                }
-            }
+        let found = ee_data::formats::find_images(dir)?;
+        for (link, real) in &found.repeated_folders {
+            eprintln!(
+                "warning: skipping {}: a link to {}, a folder already visited",
+                link.display(),
+                real.display()
+            );
         }
-        paths.sort();
+        let paths = found.images;
         if paths.is_empty() {
             return Err(CliError::Usage(format!(
                 "{}: no images ({}) in the folder or below it",
@@ -266,7 +244,7 @@ impl ImageList {
         }
         if path.is_dir() {
             Self::from_dir(path)
-        } else if is_image(path) {
+        } else if ee_data::formats::has_image_extension(path) {
             Self::single(path)
         } else if path.is_file() {
             Self::from_list(path)
@@ -316,7 +294,7 @@ pub fn embed_to_set<B: Backend>(
             images.paths[i].display()
         );
     }
-    EmbeddingSet::new(
+    Ok(EmbeddingSet::new(
         embedded.embeddings,
         embedded
             .items
@@ -328,7 +306,7 @@ pub fn embed_to_set<B: Backend>(
             .iter()
             .map(|&i| images.labels[i].clone())
             .collect(),
-    )
+    )?)
 }
 
 /// Embeds `images` with a checkpoint's network into an [`EmbeddingSet`]; with

@@ -13,8 +13,8 @@ use crate::config::resolve::loader_config;
 use crate::config::RunConfig;
 use crate::dataset::{open_dataset, open_query_gallery};
 use crate::embed::TrainedNetwork;
-use crate::embedding_set::{integer_labels, EmbeddingSet};
 use crate::error::{CliError, Result};
+use ee_eval::embedding_set::{integer_labels, EmbeddingSet};
 
 /// The images of a run: the training split, the test set, and the held-out validation
 /// classes that select the best checkpoint when `data.validation_classes` is set.

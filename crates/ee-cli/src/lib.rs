@@ -19,10 +19,11 @@
 //! The library half holds the pieces the binary wires together, each testable alone:
 //! [`config`] (TOML schema, overrides, validation, and the resolve step into each crate's
 //! `Config`), one module per command: [`train`], [`evaluate`], [`embed`] (a checkpoint's
-//! network over images), [`search`] (top-k retrieval), [`viz`] (retrieval grids and training
-//! curves), [`data_check`], [`probe`] (fixed computations for cross-backend checks, which
-//! `cargo xtask gpu-check` runs on a GPU); and [`dataset`] (opening the configured dataset),
-//! [`embedding_set`] (embeddings files), [`backend`] (the compiled backend).
+//! network over images), [`search`] (top-k retrieval), [`data_check`]; and [`dataset`]
+//! (opening the configured dataset), [`backend`] (the compiled backend). What a researcher
+//! could reuse lives in the library crates: pictures in ee-viz (`ee viz`), embeddings files
+//! in `ee_eval::embedding_set`, the cross-backend probes in `ee_train::probe` (`ee probe`,
+//! `cargo xtask gpu-check`).
 //!
 //! ```
 //! use ee_cli::config::RawConfig;
@@ -45,12 +46,9 @@ pub mod config;
 pub mod data_check;
 pub mod dataset;
 pub mod embed;
-pub mod embedding_set;
 pub mod error;
 pub mod evaluate;
-pub mod probe;
 pub mod search;
 pub mod train;
-pub mod viz;
 
 pub use error::{CliError, Result};

@@ -4,45 +4,12 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
+use ee_eval::embedding_set::{EmbeddingSet, SetLayout};
 use ee_eval::{knn_query_gallery, knn_self, KnnConfig, Neighbours};
-use serde::Serialize;
+use ee_viz::retrieval::{Hit, QueryHits};
 
 use crate::embed::{embed_images, ImageList, TrainedNetwork};
-use crate::embedding_set::{EmbeddingSet, SetLayout};
 use crate::error::{CliError, Result};
-
-/// One retrieved gallery item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Hit {
-    /// 1-based rank.
-    pub rank: usize,
-    /// Row in the gallery file.
-    pub index: usize,
-    /// The gallery item's path.
-    pub path: String,
-    /// The gallery item's label, if known.
-    pub label: Option<String>,
-    /// Euclidean distance to the query.
-    pub distance: f64,
-}
-
-/// A query and its top-k.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QueryHits {
-    /// The query's path (or name).
-    pub query: String,
-    /// The query's label, if known.
-    pub label: Option<String>,
-    /// Nearest first.
-    pub hits: Vec<Hit>,
-}
-
-impl QueryHits {
-    /// Whether the hit's label equals the query's (`None` when either is unknown).
-    pub fn is_match(&self, hit: &Hit) -> Option<bool> {
-        Some(self.label.as_ref()? == hit.label.as_ref()?)
-    }
-}
 
 /// Checks `k` against the gallery size, with errors that name the option.
 pub fn check_k(k: usize, gallery: usize) -> Result<()> {

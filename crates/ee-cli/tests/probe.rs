@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use ee_cli::backend::{open_device, Train};
-use ee_cli::probe::{run_probe, write_probes, Probe, ProbeSettings};
+use ee_train::probe::{run_probe, write_probes, Probe, ProbeSettings};
 use serde_json::Value;
 
 fn temp_dir(name: &str) -> PathBuf {

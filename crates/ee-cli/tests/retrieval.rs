@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::backend::Flex;
-use ee_cli::embedding_set::EmbeddingSet;
-use ee_cli::viz::retrieval::{self, cell_origin, grid_size};
+use ee_eval::embedding_set::EmbeddingSet;
+use ee_viz::retrieval::{self, cell_origin, grid_size};
 
 mod common;
 use common::*;

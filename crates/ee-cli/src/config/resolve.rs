@@ -5,9 +5,9 @@
 use ee_data::LoaderConfig;
 use ee_eval::EvalConfig;
 use ee_model::{BackboneKind, EmbeddingModelConfig};
-use ee_train::{OptimizerConfig, OptimizerKind, TrainerConfig};
+use ee_train::{OptimizerConfig, TrainerConfig};
 
-use super::{OptimizerName, OptimizerSection, RawConfig, RunConfig};
+use super::{OptimizerSection, RawConfig, RunConfig};
 
 /// The model `[model]` describes; `load_pretrained` keeps `model.pretrained` (off when the
 /// weights come from a checkpoint anyway).
@@ -55,10 +55,7 @@ pub fn eval_config(config: &RawConfig) -> EvalConfig {
 /// The optimiser of `[optimizer]`.
 pub fn optimizer_config(o: &OptimizerSection) -> OptimizerConfig {
     OptimizerConfig::new()
-        .with_kind(match o.name {
-            OptimizerName::Adam => OptimizerKind::Adam,
-            OptimizerName::Adamw => OptimizerKind::Adamw,
-        })
+        .with_kind(o.name)
         .with_lr(o.lr)
         .with_beta1(o.beta1)
         .with_beta2(o.beta2)
@@ -71,7 +68,31 @@ pub fn optimizer_config(o: &OptimizerSection) -> OptimizerConfig {
 
 /// The trainer of the whole config.
 pub fn trainer_config(config: &RunConfig, resume: bool, quiet: bool) -> TrainerConfig {
-    let c = config.get();
+    raw_trainer_config(config.get(), resume, quiet)
+}
+
+/// The config key of a setting of ee-train's [`TrainerConfig`] (`epochs` ->
+/// `schedule.epochs`, `sampler.batch_size` -> `schedule.batch_size`, ...), or of its
+/// sampler's ([`ee_data::SamplerConfig`]: `batch_size`, `epoch_size`, ...), so that errors of
+/// ee-train's and ee-data's checks name the key the user wrote.
+pub fn trainer_key(field: &str) -> String {
+    let field = field.strip_prefix("sampler.").unwrap_or(field);
+    match field {
+        "epochs"
+        | "eval_every_epochs"
+        | "eval_batch_size"
+        | "batch_size"
+        | "instances_per_class" => format!("schedule.{field}"),
+        "epoch_size" => "schedule.samples_per_epoch".into(),
+        "eval.recall_ks" | "recall_ks" => "schedule.recall_k".into(),
+        "log_every_steps" | "checkpoint_every_steps" => format!("run.{field}"),
+        // optimizer.* is spelled the same in both.
+        other => other.into(),
+    }
+}
+
+/// [`trainer_config`] of a config being checked.
+pub fn raw_trainer_config(c: &RawConfig, resume: bool, quiet: bool) -> TrainerConfig {
     let s = &c.schedule;
     TrainerConfig::new(c.run.output_dir.clone())
         .with_optimizer(optimizer_config(&c.optimizer))

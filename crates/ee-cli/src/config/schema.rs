@@ -392,17 +392,15 @@ impl LossSection {
     }
 }
 
-/// The optimiser (`optimizer.name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerName {
-    /// Adam with the weight decay added to the gradient (MXNet's and the reference's).
-    Adam,
-    /// Adam with decoupled weight decay (Loshchilov & Hutter).
-    Adamw,
-}
+/// The optimiser (`optimizer.name`): ee-train's [`OptimizerKind`](ee_train::OptimizerKind)
+/// (`"adam"`, `"adamw"`).
+pub use ee_train::OptimizerKind as OptimizerName;
 
-/// `[optimizer]`.
+/// `[optimizer]`: the keys of ee-train's [`OptimizerConfig`](ee_train::OptimizerConfig)
+/// (`name` for its `kind`), whose defaults and rules ([`OptimizerConfig::check`]) these
+/// are: `resolve::optimizer_config` turns the section into one.
+///
+/// [`OptimizerConfig::check`]: ee_train::OptimizerConfig::check
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerSection {
@@ -435,32 +433,33 @@ pub struct OptimizerSection {
     pub lr_decay_epochs: Vec<u64>,
 }
 
+// The defaults are ee-train's.
 fn default_optimizer() -> OptimizerName {
-    OptimizerName::Adam
+    ee_train::OptimizerConfig::new().kind
 }
 fn default_lr() -> f64 {
-    1e-4
+    ee_train::OptimizerConfig::new().lr
 }
 fn default_beta1() -> f32 {
-    0.9
+    ee_train::OptimizerConfig::new().beta1
 }
 fn default_beta2() -> f32 {
-    0.999
+    ee_train::OptimizerConfig::new().beta2
 }
 fn default_epsilon() -> f32 {
-    1e-8
+    ee_train::OptimizerConfig::new().epsilon
 }
 fn default_wd() -> f32 {
-    5e-4
+    ee_train::OptimizerConfig::new().weight_decay
 }
 fn default_one() -> f64 {
-    1.0
+    ee_train::OptimizerConfig::new().base_lr_mult
 }
 fn default_decay_factor() -> f64 {
-    0.5
+    ee_train::OptimizerConfig::new().lr_decay_factor
 }
 fn default_decay_epochs() -> Vec<u64> {
-    vec![400, 800, 1200, 1600]
+    ee_train::OptimizerConfig::new().lr_decay_epochs
 }
 
 /// `[schedule]`.

@@ -1,5 +1,30 @@
-//! Pictures: `ee viz retrieval` (a grid of queries and their top-k, framed green or red by
-//! label) and `ee viz curves` (loss and Recall@K per epoch of one or more runs).
+//! `ee-viz`: pictures of Embedding Expansion runs, the ones `ee viz` draws.
+//!
+//! - [`curves`]: learning curves from runs' `metrics.jsonl` (ee-train's log): the mean loss
+//!   of each epoch and Recall@K of each evaluation against epochs, one colour per run.
+//! - [`retrieval`]: a grid of queries and their top-k results ([`QueryHits`], what
+//!   `ee search --json` prints), each result framed green or red by whether its label is the
+//!   query's.
+//! - [`save_png`], and text in the bundled DejaVu Sans ([`font`], [`draw_text`]), so that
+//!   pictures look the same on every machine, fonts installed or not.
+//!
+//! Every failure is a [`VizError`] naming the file, line or value at fault.
+//!
+//! ```
+//! use std::path::Path;
+//! use ee_viz::curves::{draw_curves, RunCurves};
+//!
+//! let metrics = r#"{"kind":"eval","epoch":0,"step":0,"recall":{"1":0.5}}
+//! {"kind":"train","epoch":1,"step":1,"loss":0.8,"lr":0.001}
+//! {"kind":"eval","epoch":1,"step":1,"recall":{"1":0.7}}
+//! "#;
+//! let run = RunCurves::parse(metrics, "inner2".into(), Path::new("runs/inner2/metrics.jsonl"))?;
+//! assert_eq!(run.loss, vec![(1.0, 0.8)]);
+//! let picture = draw_curves(&[run], &[1], 640, 300)?;
+//! assert_eq!(picture.dimensions(), (640, 300));
+//! // ee_viz::save_png(&picture, Path::new("curves.png"))?;
+//! # Ok::<(), ee_viz::VizError>(())
+//! ```
 
 pub mod curves;
 pub mod retrieval;
@@ -9,8 +34,60 @@ use std::sync::OnceLock;
 
 use image::RgbImage;
 
-use crate::error::{CliError, Result};
 use ee_core::fs::write_atomic;
+
+pub use retrieval::{Hit, QueryHits};
+
+/// Everything drawing a picture can fail with, each as one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum VizError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A picture could not be drawn or encoded, or its input holds nothing to draw.
+    #[error("{}: {message}", path.display())]
+    Plot {
+        /// The file (the PNG, the metrics file, the font).
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A line of a metrics file is not what ee-train writes.
+    #[error("{}: line {line}: {message}", path.display())]
+    BadLine {
+        /// The metrics file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Worst-first ordering (`ee viz retrieval --worst-first`) needs every label.
+    #[error("--worst-first needs labels, but query {query} or its result {result} has none")]
+    Unlabelled {
+        /// The query's path.
+        query: String,
+        /// The result's path.
+        result: String,
+    },
+}
+
+impl From<ee_core::fs::FileError> for VizError {
+    fn from(e: ee_core::fs::FileError) -> Self {
+        VizError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = VizError> = std::result::Result<T, E>;
 
 /// Encodes `image` as PNG and writes it to `path` atomically.
 pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
@@ -20,7 +97,7 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
             &mut std::io::Cursor::new(&mut bytes),
             image::ImageFormat::Png,
         )
-        .map_err(|e| CliError::Plot {
+        .map_err(|e| VizError::Plot {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -29,7 +106,7 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<()> {
 
 /// The font pictures are written in (DejaVu Sans, see assets/DejaVu-LICENSE.txt), bundled
 /// so text renders the same on every machine, fonts installed or not.
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Registers the bundled font with plotters as "sans-serif" (once per process).
 pub fn register_font() -> Result<()> {
@@ -40,7 +117,7 @@ pub fn register_font() -> Result<()> {
                 .map_err(|_| "the bundled font is invalid".to_string())
         })
         .clone()
-        .map_err(|message| CliError::Plot {
+        .map_err(|message| VizError::Plot {
             path: PathBuf::from("assets/DejaVuSans.ttf"),
             message,
         })
@@ -52,7 +129,7 @@ pub fn font() -> Result<&'static ab_glyph::FontRef<'static>> {
     FONT_REF
         .get_or_init(|| ab_glyph::FontRef::try_from_slice(FONT).ok())
         .as_ref()
-        .ok_or_else(|| CliError::Plot {
+        .ok_or_else(|| VizError::Plot {
             path: PathBuf::from("assets/DejaVuSans.ttf"),
             message: "the bundled font is invalid".into(),
         })

@@ -6,9 +6,42 @@
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
+use serde::Serialize;
 
-use crate::error::{CliError, Result};
-use crate::search::QueryHits;
+use crate::{Result, VizError};
+
+/// One retrieved gallery item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// 1-based rank.
+    pub rank: usize,
+    /// Row in the gallery file.
+    pub index: usize,
+    /// The gallery item's path.
+    pub path: String,
+    /// The gallery item's label, if known.
+    pub label: Option<String>,
+    /// Euclidean distance to the query.
+    pub distance: f64,
+}
+
+/// A query and its top-k (one row of the grid; `ee search --json` prints a list of them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryHits {
+    /// The query's path (or name).
+    pub query: String,
+    /// The query's label, if known.
+    pub label: Option<String>,
+    /// Nearest first.
+    pub hits: Vec<Hit>,
+}
+
+impl QueryHits {
+    /// Whether the hit's label equals the query's (`None` when either is unknown).
+    pub fn is_match(&self, hit: &Hit) -> Option<bool> {
+        Some(self.label.as_ref()? == hit.label.as_ref()?)
+    }
+}
 
 /// Space around the grid, in pixels.
 pub const MARGIN: u32 = 8;
@@ -86,11 +119,9 @@ pub fn select_queries(results: &[QueryHits], n: usize, worst_first: bool) -> Res
                 .hits
                 .iter()
                 .map(|h| {
-                    q.is_match(h).ok_or_else(|| {
-                        CliError::Usage(format!(
-                            "--worst-first needs labels, but query {} or its result {} has none",
-                            q.query, h.path
-                        ))
+                    q.is_match(h).ok_or_else(|| VizError::Unlabelled {
+                        query: q.query.clone(),
+                        result: h.path.clone(),
                     })
                 })
                 .collect::<Result<_>>()?;
@@ -153,7 +184,7 @@ fn draw_cell(
 
 /// `text` cut to fit `width` pixels at the caption size (an ellipsis marks a cut).
 fn fit(font: &ab_glyph::FontRef<'static>, text: &str, width: u32) -> String {
-    let fits = |t: &str| super::text_width(font, CAPTION_FONT, t) <= width as f32;
+    let fits = |t: &str| crate::text_width(font, CAPTION_FONT, t) <= width as f32;
     if fits(text) {
         return text.to_string();
     }
@@ -184,11 +215,11 @@ pub fn draw_grid(
     let (width, height) = grid_size(rows.len() as u32, k, thumb);
     let mut grid = RgbImage::from_pixel(width, height, BACKGROUND);
     let mut unreadable = Vec::new();
-    let font = super::font()?;
+    let font = crate::font()?;
     let c = cell(thumb);
     let caption = |grid: &mut RgbImage, (x, y): (u32, u32), text: &str| {
         let text = fit(font, text, c);
-        super::draw_text(grid, font, CAPTION_FONT, (x + 1, y + c + 1), &text, TEXT);
+        crate::draw_text(grid, font, CAPTION_FONT, (x + 1, y + c + 1), &text, TEXT);
     };
     for (row, &q) in rows.iter().enumerate() {
         let row = row as u32;
@@ -226,7 +257,6 @@ pub fn draw_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::Hit;
 
     fn hit(rank: usize, label: Option<&str>) -> Hit {
         Hit {
@@ -297,14 +327,11 @@ mod tests {
 
     #[test]
     fn long_captions_are_cut_to_the_cell() {
-        let font = crate::viz::font().unwrap();
+        let font = crate::font().unwrap();
         assert_eq!(fit(font, "short", 48), "short");
         let cut = fit(font, "a-very-long-class-folder-name", 48);
         assert!(cut.ends_with('…') && cut.chars().count() > 3, "{cut}");
-        assert!(
-            crate::viz::text_width(font, CAPTION_FONT, &cut) <= 48.0,
-            "{cut}"
-        );
+        assert!(crate::text_width(font, CAPTION_FONT, &cut) <= 48.0, "{cut}");
     }
 
     #[test]

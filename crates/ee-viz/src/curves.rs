@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use plotters::prelude::*;
 
-use crate::error::{CliError, Result};
+use crate::{Result, VizError};
 
 /// One colour per run, in order (cycled past eight runs).
 pub const RUN_COLOURS: [RGBColor; 8] = [
@@ -33,18 +33,22 @@ pub struct RunCurves {
     pub recall: BTreeMap<usize, Vec<(f64, f64)>>,
 }
 
-fn bad_line(path: &Path, line: usize, message: impl std::fmt::Display) -> CliError {
-    CliError::Plot {
+fn bad_line(path: &Path, line: usize, message: impl std::fmt::Display) -> VizError {
+    VizError::BadLine {
         path: path.to_path_buf(),
-        message: format!("line {line}: {message}"),
+        line,
+        message: message.to_string(),
     }
 }
 
 impl RunCurves {
-    /// Reads `run_dir/metrics.jsonl` (written by `ee train`).
+    /// Reads `run_dir/metrics.jsonl` (written by ee-train, e.g. `ee train`).
     pub fn read(run_dir: &Path) -> Result<RunCurves> {
         let path = run_dir.join("metrics.jsonl");
-        let text = std::fs::read_to_string(&path).map_err(|e| CliError::io(&path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| VizError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let name = run_dir
             .canonicalize()
             .unwrap_or_else(|_| run_dir.to_path_buf())
@@ -118,7 +122,7 @@ impl RunCurves {
                 .collect(),
         };
         if curves.loss.is_empty() && curves.recall.is_empty() {
-            return Err(CliError::Plot {
+            return Err(VizError::Plot {
                 path: path.to_path_buf(),
                 message: "no training or evaluation lines to plot".into(),
             });
@@ -143,8 +147,8 @@ fn range(values: impl Iterator<Item = f64>, pad_low: bool) -> (f64, f64) {
     (low, hi + 0.05 * span)
 }
 
-fn plot_error(e: &dyn std::fmt::Display) -> CliError {
-    CliError::Plot {
+fn plot_error(e: &dyn std::fmt::Display) -> VizError {
+    VizError::Plot {
         path: PathBuf::from("curves"),
         message: e.to_string(),
     }
@@ -183,7 +187,7 @@ fn panel<'a, 'b>(
 /// Draws the curves of `runs` (Recall@K for each K of `ks`; every K logged when empty) into
 /// a `width` x `height` picture.
 pub fn draw_curves(runs: &[RunCurves], ks: &[usize], width: u32, height: u32) -> Result<RgbImage> {
-    super::register_font()?;
+    crate::register_font()?;
     let mut buffer = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
