@@ -142,6 +142,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
+    print_train_step_table(threads, steps, &columns, &rows);
+    if python.is_none() {
+        println!("(PyTorch side not run: see the message above)");
+    }
+    Ok(())
+}
+
+/// The train-step table: seconds per side, then each side's ratio to PyTorch (the last
+/// column), then every side's raw JSON line.
+fn print_train_step_table(
+    threads: usize,
+    steps: usize,
+    columns: &[String],
+    rows: &[(String, Vec<Option<Measured>>)],
+) {
     println!("\ntrain step, {threads} threads, median of {steps} steps (seconds)");
     let ratios: Vec<&String> = columns[..columns.len() - 1].iter().collect();
     println!(
@@ -154,7 +169,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .join(" | ")
     );
     println!("|---|{}", "---|".repeat(columns.len() + ratios.len()));
-    for (label, cells) in &rows {
+    for (label, cells) in rows {
         let torch = cells.last().and_then(Option::as_ref);
         let times: Vec<String> = cells
             .iter()
@@ -177,15 +192,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         );
     }
     println!("\nraw:");
-    for (_, cells) in &rows {
+    for (_, cells) in rows {
         for side in cells.iter().flatten() {
             println!("{}", side.line);
         }
     }
-    if python.is_none() {
-        println!("(PyTorch side not run: see the message above)");
-    }
-    Ok(())
 }
 
 /// The environment variable ee-model reads to use burn's convolution.
