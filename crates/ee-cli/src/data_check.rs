@@ -53,9 +53,9 @@ fn check_split(name: &str, split: &Split, use_bbox: bool, quiet: bool) -> SplitR
         *per_class.entry(item.class_id).or_default() += 1;
         match load_rgb(&item.path, if use_bbox { item.bbox } else { None }) {
             Ok(image) => {
-                let (w, h) = image.dimensions();
-                report.min_size = (report.min_size.0.min(w), report.min_size.1.min(h));
-                report.max_size = (report.max_size.0.max(w), report.max_size.1.max(h));
+                let (width, height) = image.dimensions();
+                report.min_size = (report.min_size.0.min(width), report.min_size.1.min(height));
+                report.max_size = (report.max_size.0.max(width), report.max_size.1.max(height));
             }
             Err(e) => report.problems.push(e.to_string()),
         }
@@ -90,46 +90,46 @@ pub fn data_check(config: &RunConfig, quiet: bool) -> Result<()> {
     let use_bbox = config.get().data.use_bbox;
     let mut failed = 0;
     for (name, split) in [("train", &dataset.train), ("test", &dataset.test)] {
-        let r = check_split(name, split, use_bbox, quiet);
+        let split_report = check_split(name, split, use_bbox, quiet);
         println!(
             "{name}: {} images, {} classes ({}..={} images per class), sizes {}x{} ..= {}x{}, {} unreadable",
-            r.images,
-            r.classes,
-            r.min_per_class,
-            r.max_per_class,
-            r.min_size.0,
-            r.min_size.1,
-            r.max_size.0,
-            r.max_size.1,
-            r.problems.len()
+            split_report.images,
+            split_report.classes,
+            split_report.min_per_class,
+            split_report.max_per_class,
+            split_report.min_size.0,
+            split_report.min_size.1,
+            split_report.max_size.0,
+            split_report.max_size.1,
+            split_report.problems.len()
         );
-        for p in r.problems.iter().take(20) {
+        for p in split_report.problems.iter().take(20) {
             println!("  {p}");
         }
-        if r.problems.len() > 20 {
-            println!("  ... and {} more", r.problems.len() - 20);
+        if split_report.problems.len() > 20 {
+            println!("  ... and {} more", split_report.problems.len() - 20);
         }
         if config.get().data.skip_unreadable {
-            if !r.problems.is_empty() {
+            if !split_report.problems.is_empty() {
                 println!(
                     "  warning: {} unreadable {name} image(s) will be skipped (data.skip_unreadable)",
-                    r.problems.len()
+                    split_report.problems.len()
                 );
             }
         } else {
-            failed += r.problems.len();
+            failed += split_report.problems.len();
         }
-        if !r.small_classes.is_empty() {
-            let listed: Vec<String> = r
+        if !split_report.small_classes.is_empty() {
+            let listed: Vec<String> = split_report
                 .small_classes
                 .iter()
                 .take(20)
                 .map(|(c, n)| format!("class {c} ({n} image{})", if *n == 1 { "" } else { "s" }))
                 .collect();
-            let more = r.small_classes.len().saturating_sub(20);
+            let more = split_report.small_classes.len().saturating_sub(20);
             println!(
                 "  {} {name} class(es) with fewer than 2 images give no positive pair: {}{}",
-                r.small_classes.len(),
+                split_report.small_classes.len(),
                 listed.join(", "),
                 if more > 0 {
                     format!(" and {more} more")
@@ -137,12 +137,12 @@ pub fn data_check(config: &RunConfig, quiet: bool) -> Result<()> {
                     String::new()
                 }
             );
-            failed += r.small_classes.len();
+            failed += split_report.small_classes.len();
         }
     }
-    let k = config.get().schedule.instances_per_class;
+    let instances = config.get().schedule.instances_per_class;
     println!(
-        "sampler: {k} instances per class; classes with fewer images are drawn with replacement"
+        "sampler: {instances} instances per class; classes with fewer images are drawn with replacement"
     );
     if failed > 0 {
         return Err(CliError::DataCheck(format!(

@@ -50,13 +50,13 @@ fn synth_fingerprint(o: &SyntheticSection) -> String {
 /// Reads the dataset the config names; for `format = "synthetic"` writes it first if
 /// `root/cars196/train.txt` is missing (and says so on stderr).
 pub fn open_dataset(config: &RunConfig) -> Result<Dataset> {
-    let d = &config.get().data;
-    let boxes = d.use_bbox;
-    let dataset = match d.format {
+    let data = &config.get().data;
+    let boxes = data.use_bbox;
+    let dataset = match data.format {
         DataFormat::Synthetic => {
-            let dir = synthetic_meta_dir(&d.root);
+            let dir = synthetic_meta_dir(&data.root);
             let options = config.synthetic().cloned().unwrap_or_default();
-            let marker = std::fs::read_to_string(d.root.join(SYNTH_MARKER)).unwrap_or_default();
+            let marker = std::fs::read_to_string(data.root.join(SYNTH_MARKER)).unwrap_or_default();
             if !dir.join("train.txt").is_file() || marker != synth_fingerprint(&options) {
                 if dir.is_dir() {
                     std::fs::remove_dir_all(&dir).map_err(|e| CliError::io(&dir, e))?;
@@ -64,36 +64,37 @@ pub fn open_dataset(config: &RunConfig) -> Result<Dataset> {
                 eprintln!(
                     "writing a synthetic dataset to {} ({} classes x {} images, {} px, \
                      difficulty {})",
-                    d.root.display(),
+                    data.root.display(),
                     options.num_classes,
                     options.images_per_class,
                     options.image_side,
                     options.difficulty
                 );
-                write_synthetic(&d.root, &options)?;
+                write_synthetic(&data.root, &options)?;
             }
             formats::read_meta_dataset(&dir, &dir.join("train.txt"), &dir.join("test.txt"))?
         }
         DataFormat::ReferenceMeta => formats::read_meta_dataset(
-            &d.root,
-            &d.root.join(&d.train_split),
-            &d.root.join(&d.test_split),
+            &data.root,
+            &data.root.join(&data.train_split),
+            &data.root.join(&data.test_split),
         )?,
         DataFormat::Cars196 => formats::read_cars196(
-            &d.root,
-            d.train_classes.unwrap_or(formats::CARS196_TRAIN_CLASSES),
+            &data.root,
+            data.train_classes.unwrap_or(formats::CARS196_TRAIN_CLASSES),
             boxes,
         )?,
         DataFormat::Cub => formats::read_cub(
-            &d.root,
-            d.train_classes.unwrap_or(formats::CUB_TRAIN_CLASSES),
+            &data.root,
+            data.train_classes.unwrap_or(formats::CUB_TRAIN_CLASSES),
             boxes,
         )?,
-        DataFormat::Sop => formats::read_sop(&d.root)?,
-        DataFormat::Folder => {
-            formats::read_folder_tree(&d.root, &FolderSplit::File(d.root.join(&d.train_split)))?
-        }
-        DataFormat::Inshop => formats::read_inshop(&d.root)?.dataset()?,
+        DataFormat::Sop => formats::read_sop(&data.root)?,
+        DataFormat::Folder => formats::read_folder_tree(
+            &data.root,
+            &FolderSplit::File(data.root.join(&data.train_split)),
+        )?,
+        DataFormat::Inshop => formats::read_inshop(&data.root)?.dataset()?,
     };
     Ok(dataset)
 }
@@ -102,15 +103,15 @@ pub fn open_dataset(config: &RunConfig) -> Result<Dataset> {
 /// files named by `data.query_split` and `data.gallery_split`); `None` for the others, which
 /// are scored test split against itself.
 pub fn open_query_gallery(config: &RunConfig) -> Result<Option<(Split, Split)>> {
-    let d = &config.get().data;
-    if d.format == DataFormat::Inshop {
-        let inshop = formats::read_inshop(&d.root)?;
+    let data = &config.get().data;
+    if data.format == DataFormat::Inshop {
+        let inshop = formats::read_inshop(&data.root)?;
         return Ok(Some((inshop.query, inshop.gallery)));
     }
-    match (&d.query_split, &d.gallery_split) {
+    match (&data.query_split, &data.gallery_split) {
         (Some(query), Some(gallery)) => Ok(Some((
-            formats::read_meta_split(&d.root.join(query), &d.root, None)?,
-            formats::read_meta_split(&d.root.join(gallery), &d.root, None)?,
+            formats::read_meta_split(&data.root.join(query), &data.root, None)?,
+            formats::read_meta_split(&data.root.join(gallery), &data.root, None)?,
         ))),
         _ => Ok(None),
     }

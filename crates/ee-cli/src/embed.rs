@@ -113,11 +113,11 @@ impl<B: Backend> TrainedNetwork<B> {
     /// The test-transform loader settings of the checkpoint's config for arbitrary images
     /// (no bounding boxes, no cache).
     pub fn loader_config(&self) -> LoaderConfig {
-        let d = &self.config.data;
+        let data = &self.config.data;
         LoaderConfig::new()
-            .with_image_size(d.image_size)
-            .with_workers(d.workers)
-            .with_prefetch_batches(d.prefetch_batches)
+            .with_image_size(data.image_size)
+            .with_workers(data.workers)
+            .with_prefetch_batches(data.prefetch_batches)
     }
 }
 

@@ -32,8 +32,8 @@ impl RunSplits {
     /// The splits of `config`'s dataset.
     pub fn open(config: &RunConfig, dataset: Dataset) -> Result<RunSplits> {
         let test = test_set(config, &dataset)?;
-        let c = config.get();
-        let (train, validation) = match c.data.validation_classes {
+        let raw = config.get();
+        let (train, validation) = match raw.data.validation_classes {
             None => (dataset.train, None),
             Some(n) => {
                 let (train, held) = dataset.train.hold_out_classes(n).map_err(|e| match e {
@@ -42,7 +42,7 @@ impl RunSplits {
                     ),
                     other => other.into(),
                 })?;
-                let loader = loader_config(c).init(&held)?;
+                let loader = loader_config(raw).init(&held)?;
                 (train, Some(EvalSet::SelfRetrieval(loader)))
             }
         };
@@ -80,12 +80,12 @@ pub fn evaluate_checkpoint<B: Backend>(
         TrainedNetwork::<B>::load_with_config(checkpoint_path, Some(config.get()), device)?;
     let dataset = open_dataset(config)?;
     let test = test_set(config, &dataset)?;
-    let c = config.get();
+    let raw = config.get();
     Ok(ee_train::evaluate(
         &trained.network,
         &test,
-        &eval_config(c),
-        c.schedule.eval_batch_size,
+        &eval_config(raw),
+        raw.schedule.eval_batch_size,
         quiet,
         device,
     )?
@@ -100,22 +100,22 @@ pub fn evaluate_files<B: Backend>(
     config: &EvalConfig,
     device: &B::Device,
 ) -> Result<EvalReport> {
-    let q = EmbeddingSet::load(query)?;
-    let g = EmbeddingSet::load(gallery)?;
-    if q.dim() != g.dim() {
+    let queries = EmbeddingSet::load(query)?;
+    let gallery_set = EmbeddingSet::load(gallery)?;
+    if queries.dim() != gallery_set.dim() {
         return Err(CliError::Usage(format!(
             "{} holds {}-dimensional embeddings but {} holds {}-dimensional ones",
             query.display(),
-            q.dim(),
+            queries.dim(),
             gallery.display(),
-            g.dim()
+            gallery_set.dim()
         )));
     }
-    let labels = integer_labels(&[("query", &q), ("gallery", &g)])?;
+    let labels = integer_labels(&[("query", &queries), ("gallery", &gallery_set)])?;
     Ok(ee_eval::evaluate_query_gallery_matrix::<B>(
-        &q.embeddings,
+        &queries.embeddings,
         &labels[0],
-        &g.embeddings,
+        &gallery_set.embeddings,
         &labels[1],
         config,
         device,

@@ -366,8 +366,8 @@ impl AugmentConfig {
 }
 
 /// A uniform integer in `0..=n` from one `f64` draw.
-fn uniform_up_to<R: Rng + ?Sized>(n: u32, rng: &mut R) -> u32 {
-    ((rng.random::<f64>() * (f64::from(n) + 1.0)) as u32).min(n)
+fn uniform_up_to<R: Rng + ?Sized>(bound: u32, rng: &mut R) -> u32 {
+    ((rng.random::<f64>() * (f64::from(bound) + 1.0)) as u32).min(bound)
 }
 
 #[cfg(test)]

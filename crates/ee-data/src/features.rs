@@ -189,24 +189,24 @@ pub fn write_features_csv(path: &Path, set: &FeatureSet) -> Result<()> {
     writer.flush().map_err(|e| DataError::io(path, e))
 }
 
-fn npy_error(e: ee_core::npy::NpyError) -> DataError {
-    match e.io {
-        Some(io) => DataError::io(e.path, io),
-        None => DataError::format(&e.path, e.reason),
+fn npy_error(error: ee_core::npy::NpyError) -> DataError {
+    match error.io {
+        Some(io) => DataError::io(error.path, io),
+        None => DataError::format(&error.path, error.reason),
     }
 }
 
 /// Reads a 2-D features `.npy` (`float32`/`float64`, C or Fortran order) and a 1-D integer
 /// labels `.npy`, through ee-core's reader.
 pub fn read_features_npy(features_path: &Path, labels_path: &Path) -> Result<FeatureSet> {
-    let m = ee_core::npy::read_matrix(features_path).map_err(npy_error)?;
+    let matrix = ee_core::npy::read_matrix(features_path).map_err(npy_error)?;
     let wide = ee_core::npy::read_labels(labels_path).map_err(npy_error)?;
-    if wide.len() != m.rows {
+    if wide.len() != matrix.rows {
         return Err(DataError::format(
             labels_path,
             format!(
                 "labels must be a 1-D array of {} entries (one per feature row), found {}",
-                m.rows,
+                matrix.rows,
                 wide.len()
             ),
         ));
@@ -221,8 +221,8 @@ pub fn read_features_npy(features_path: &Path, labels_path: &Path) -> Result<Fea
         })?);
     }
     FeatureSet::new(
-        m.values,
-        m.cols,
+        matrix.values,
+        matrix.cols,
         labels,
         &features_path.display().to_string(),
     )
@@ -241,9 +241,9 @@ pub fn write_features_npy(
         .map_err(|e| DataError::io(labels_path, e))
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> DataError {
-    let line = e.position().map(|p| p.line() as usize);
-    match (e.into_kind(), line) {
+fn csv_error(path: &Path, error: csv::Error) -> DataError {
+    let line = error.position().map(|p| p.line() as usize);
+    match (error.into_kind(), line) {
         (csv::ErrorKind::Io(io), _) => DataError::io(path, io),
         (kind, Some(line)) => DataError::parse(path, line, format!("{kind:?}")),
         (kind, None) => DataError::format(path, format!("{kind:?}")),

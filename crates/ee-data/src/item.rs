@@ -122,12 +122,12 @@ impl Split {
     /// let (train, validation) = Split::new(items.collect(), "t").unwrap().hold_out_classes(1).unwrap();
     /// assert_eq!((train.classes(), validation.classes()), (vec![0, 1], vec![2]));
     /// ```
-    pub fn hold_out_classes(self, n: usize) -> Result<(Split, Split)> {
+    pub fn hold_out_classes(self, count: usize) -> Result<(Split, Split)> {
         let classes = self.classes();
-        if n == 0 || n >= classes.len() {
+        if count == 0 || count >= classes.len() {
             return Err(DataError::config(
                 "validation_classes",
-                n,
+                count,
                 format!(
                     "must be between 1 and {} (the training split has {} classes)",
                     classes.len().saturating_sub(1),
@@ -135,7 +135,7 @@ impl Split {
                 ),
             ));
         }
-        let first_held = classes[classes.len() - n];
+        let first_held = classes[classes.len() - count];
         let (validation, train): (Vec<Item>, Vec<Item>) = self
             .items
             .into_iter()

@@ -200,12 +200,12 @@ pub struct HostBatch {
 impl HostBatch {
     /// Moves the batch to `device`.
     pub fn to_device<B: Backend>(self, device: &B::Device) -> ImageBatch<B> {
-        let n = self.item_indices.len();
-        let s = self.image_size as usize;
+        let count = self.item_indices.len();
+        let side = self.image_size as usize;
         let labels: Vec<i64> = self.class_ids.iter().map(|&c| i64::from(c)).collect();
         ImageBatch {
-            images: Tensor::from_data(TensorData::new(self.pixels, [n, 3, s, s]), device),
-            labels: Tensor::from_data(TensorData::new(labels, [n]), device),
+            images: Tensor::from_data(TensorData::new(self.pixels, [count, 3, side, side]), device),
+            labels: Tensor::from_data(TensorData::new(labels, [count]), device),
             class_ids: self.class_ids,
             item_indices: self.item_indices,
             batch_index: self.batch_index,
@@ -234,8 +234,9 @@ pub struct ImageLoader {
 }
 
 impl std::fmt::Debug for ImageLoader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageLoader")
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ImageLoader")
             .field("items", &self.inner.items.len())
             .field("config", &self.inner.config)
             .field("workers", &self.inner.workers)
@@ -381,8 +382,8 @@ impl LoaderInner {
         augmentation: Augmentation,
         group_size: usize,
     ) -> DataResult<HostBatch> {
-        let s = self.config.image_size;
-        let plane = 3 * (s as usize) * (s as usize);
+        let side = self.config.image_size;
+        let plane = 3 * (side as usize) * (side as usize);
         let group_size = group_size.max(1);
         let mut pixels = vec![0.0f32; indices.len() * plane];
         let mut keep = vec![true; indices.len()];
@@ -414,7 +415,7 @@ impl LoaderInner {
                 Err(e) => return Err(e),
             };
             let out = match augmentation {
-                Augmentation::Test => test_transform(&image, s),
+                Augmentation::Test => test_transform(&image, side),
                 Augmentation::Train { seed, epoch } => {
                     let mut rng = keyed_rng(
                         seed,
@@ -422,7 +423,7 @@ impl LoaderInner {
                         epoch,
                         ((batch_index as u64) << 32) | row as u64,
                     );
-                    self.config.augment.transform(&image, s, &mut rng)
+                    self.config.augment.transform(&image, side, &mut rng)
                 }
             };
             normalize_into(&out, &mut pixels[row * plane..(row + 1) * plane]);
@@ -444,7 +445,7 @@ impl LoaderInner {
         pixels.truncate(write * plane);
         Ok(HostBatch {
             pixels,
-            image_size: s,
+            image_size: side,
             class_ids,
             item_indices,
             batch_index,

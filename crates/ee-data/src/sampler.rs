@@ -54,33 +54,33 @@ impl SamplerConfig {
     /// holds a batch. [`SamplerConfig::init`] calls
     /// it; call it alone to check a config before the dataset is read.
     pub fn check(&self) -> DataResult<()> {
-        let k = self.instances_per_class;
+        let instances = self.instances_per_class;
         let batch = self.batch_size;
-        if k == 0 {
+        if instances == 0 {
             return Err(DataError::config(
                 "instances_per_class",
-                k,
+                instances,
                 "must be at least 1",
             ));
         }
-        if self.require_even_instances && !k.is_multiple_of(2) {
+        if self.require_even_instances && !instances.is_multiple_of(2) {
             return Err(DataError::config(
                 "instances_per_class",
-                k,
+                instances,
                 "must be even: Embedding Expansion pairs consecutive rows of a class",
             ));
         }
-        if batch == 0 || !batch.is_multiple_of(k) {
+        if batch == 0 || !batch.is_multiple_of(instances) {
             return Err(DataError::config(
                 "batch_size",
                 batch,
-                format!("must be a positive multiple of instances_per_class = {k}"),
+                format!("must be a positive multiple of instances_per_class = {instances}"),
             ));
         }
         // The walk emits whole groups of K: an epoch of `epoch_size` samples holds
         // ceil(epoch_size / K) * K of them.
         if let Some(epoch_size) = self.epoch_size {
-            if epoch_size.div_ceil(k) * k < batch {
+            if epoch_size.div_ceil(instances) * instances < batch {
                 return Err(DataError::config(
                     "epoch_size",
                     epoch_size,
@@ -181,10 +181,10 @@ pub struct ClassBalancedSampler {
 impl ClassBalancedSampler {
     /// The batches of epoch `epoch`, each a list of `batch_size` item indices.
     pub fn epoch(&self, epoch: u64) -> Vec<Vec<usize>> {
-        let b = self.config.batch_size;
+        let batch_size = self.config.batch_size;
         let emitted = self.walk(epoch);
         emitted
-            .chunks_exact(b)
+            .chunks_exact(batch_size)
             .take(self.batches_per_epoch)
             .map(<[usize]>::to_vec)
             .collect()
@@ -262,14 +262,14 @@ impl ClassBalancedSampler {
 
     /// The reference's walk: all emitted indices (a multiple of K, at least `epoch_size`).
     fn walk(&self, epoch: u64) -> Vec<usize> {
-        let k = self.config.instances_per_class;
-        let b = self.config.batch_size;
-        let n = self.class_of_item.len();
+        let instances = self.config.instances_per_class;
+        let batch_size = self.config.batch_size;
+        let items = self.class_of_item.len();
         let mut rng = keyed_rng(self.seed, Purpose::Sampler, epoch, 0);
-        let mut out = Vec::with_capacity(self.epoch_size + k);
+        let mut out = Vec::with_capacity(self.epoch_size + instances);
         let mut in_batch = vec![false; self.members.len()];
-        let mut batch_classes = Vec::with_capacity(b / k);
-        let mut permutation: Vec<usize> = (0..n).collect();
+        let mut batch_classes = Vec::with_capacity(batch_size / instances);
+        let mut permutation: Vec<usize> = (0..items).collect();
         loop {
             permutation.shuffle(&mut rng);
             for &item in &permutation {
@@ -281,19 +281,21 @@ impl ClassBalancedSampler {
                 batch_classes.push(class);
                 out.push(item);
                 let members = &self.members[class];
-                if members.len() >= k - 1 {
+                if members.len() >= instances - 1 {
                     out.extend(
-                        index::sample(&mut rng, members.len(), k - 1)
+                        index::sample(&mut rng, members.len(), instances - 1)
                             .iter()
                             .map(|j| members[j]),
                     );
                 } else {
-                    out.extend((0..k - 1).map(|_| members[rng.random_range(0..members.len())]));
+                    out.extend(
+                        (0..instances - 1).map(|_| members[rng.random_range(0..members.len())]),
+                    );
                 }
                 if out.len() >= self.epoch_size {
                     return out;
                 }
-                if out.len() % b == 0 {
+                if out.len() % batch_size == 0 {
                     for c in batch_classes.drain(..) {
                         in_batch[c] = false;
                     }

@@ -17,11 +17,11 @@ pub(crate) enum Purpose {
 }
 
 /// A ChaCha8 generator keyed by `(seed, purpose, a, b)`.
-pub(crate) fn keyed_rng(seed: u64, purpose: Purpose, a: u64, b: u64) -> ChaCha8Rng {
+pub(crate) fn keyed_rng(seed: u64, purpose: Purpose, first: u64, second: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];
     key[0..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&(purpose as u64).to_le_bytes());
-    key[16..24].copy_from_slice(&a.to_le_bytes());
-    key[24..32].copy_from_slice(&b.to_le_bytes());
+    key[16..24].copy_from_slice(&first.to_le_bytes());
+    key[24..32].copy_from_slice(&second.to_le_bytes());
     ChaCha8Rng::from_seed(key)
 }

@@ -205,9 +205,9 @@ struct ClassStyle {
     stripe_period: f32,
 }
 
-fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
-    let h6 = (h.rem_euclid(1.0)) * 6.0;
-    let c = v * s;
+fn hsv(hue: f32, saturation: f32, value: f32) -> [f32; 3] {
+    let h6 = (hue.rem_euclid(1.0)) * 6.0;
+    let c = value * saturation;
     let x = c * (1.0 - ((h6 % 2.0) - 1.0).abs());
     let (r, g, b) = match h6 as u32 {
         0 => (c, x, 0.0),
@@ -217,7 +217,7 @@ fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
         4 => (x, 0.0, c),
         _ => (c, 0.0, x),
     };
-    let m = v - c;
+    let m = value - c;
     [(r + m) * 255.0, (g + m) * 255.0, (b + m) * 255.0]
 }
 
@@ -242,17 +242,20 @@ fn class_style(class: usize, seed: u64) -> ClassStyle {
     }
 }
 
-fn inside(shape: u8, u: f32, v: f32) -> bool {
-    let r2 = u * u + v * v;
+fn inside(shape: u8, horizontal: f32, vertical: f32) -> bool {
+    let r2 = horizontal * horizontal + vertical * vertical;
     match shape {
-        0 => r2 <= 1.0,                                                // disc
-        1 => u.abs().max(v.abs()) <= 0.8,                              // square
-        2 => (-0.8..=0.8).contains(&v) && u.abs() <= 0.55 * (v + 0.8), // triangle
-        3 => (0.3..=1.0).contains(&r2),                                // ring
-        4 => (u.abs() <= 0.3 && v.abs() <= 0.95) || (v.abs() <= 0.3 && u.abs() <= 0.95), // cross
-        5 => u.abs() + v.abs() <= 1.0,                                 // diamond
-        6 => u * u + 4.0 * v * v <= 1.0,                               // bar (ellipse)
-        _ => r2 <= 1.0 && v >= 0.0,                                    // half disc
+        0 => r2 <= 1.0,                                   // disc
+        1 => horizontal.abs().max(vertical.abs()) <= 0.8, // square
+        2 => (-0.8..=0.8).contains(&vertical) && horizontal.abs() <= 0.55 * (vertical + 0.8), // triangle
+        3 => (0.3..=1.0).contains(&r2), // ring
+        4 => {
+            (horizontal.abs() <= 0.3 && vertical.abs() <= 0.95)
+                || (vertical.abs() <= 0.3 && horizontal.abs() <= 0.95)
+        } // cross
+        5 => horizontal.abs() + vertical.abs() <= 1.0, // diamond
+        6 => horizontal * horizontal + 4.0 * vertical * vertical <= 1.0, // bar (ellipse)
+        _ => r2 <= 1.0 && vertical >= 0.0, // half disc
     }
 }
 
@@ -331,17 +334,17 @@ fn fine_class_style(class: usize, seed: u64) -> FineStyle {
 }
 
 /// Whether the mark darkens the shape at shape coordinates `(u, v)`.
-fn marked(mark: u8, shape: u8, u: f32, v: f32) -> bool {
+fn marked(mark: u8, shape: u8, horizontal: f32, vertical: f32) -> bool {
     match mark {
-        0 => false,                                                   // solid
-        1 => ((u * u + v * v).sqrt() * 3.5).floor() as i32 & 1 == 1,  // rings
-        2 => ((u * 2.0).floor() + (v * 2.0).floor()) as i32 & 1 == 1, // checks
-        3 => (u * 2.5).floor() as i32 & 1 == 1,                       // stripes
-        4 => inside(shape, u / 0.55, v / 0.55),                       // inset
+        0 => false, // solid
+        1 => ((horizontal * horizontal + vertical * vertical).sqrt() * 3.5).floor() as i32 & 1 == 1, // rings
+        2 => ((horizontal * 2.0).floor() + (vertical * 2.0).floor()) as i32 & 1 == 1, // checks
+        3 => (horizontal * 2.5).floor() as i32 & 1 == 1,                              // stripes
+        4 => inside(shape, horizontal / 0.55, vertical / 0.55),                       // inset
         _ => {
             let (a, b) = (
-                (u * 2.5).rem_euclid(1.0) - 0.5,
-                (v * 2.5).rem_euclid(1.0) - 0.5,
+                (horizontal * 2.5).rem_euclid(1.0) - 0.5,
+                (vertical * 2.5).rem_euclid(1.0) - 0.5,
             );
             a * a + b * b <= 0.09 // dots
         }
@@ -509,13 +512,13 @@ fn write_text(path: &Path, text: &str) -> DataResult<()> {
 /// Writes a synthetic dataset under `root` in the layouts `options.layouts` names.
 pub fn write_synthetic_dataset(root: &Path, options: &SynthOptions) -> DataResult<SynthDataset> {
     options.check()?;
-    let n = options.num_classes;
+    let class_count = options.num_classes;
     let per = options.images_per_class;
-    let train_classes = (n / 2) as u32;
+    let train_classes = (class_count / 2) as u32;
     let ext = options.format.extension();
     let out = SynthDataset {
         root: root.to_path_buf(),
-        num_classes: n,
+        num_classes: class_count,
         images_per_class: per,
         train_classes,
         cars196_dir: root.join("cars196"),
@@ -525,8 +528,8 @@ pub fn write_synthetic_dataset(root: &Path, options: &SynthOptions) -> DataResul
         folder_split_file: root.join("folder").join("split.txt"),
     };
     // (class, instance) in class order: image number k = class * per + instance
-    let mut images = Vec::with_capacity(n * per);
-    for class in 0..n {
+    let mut images = Vec::with_capacity(class_count * per);
+    for class in 0..class_count {
         for instance in 0..per {
             let mut rng = keyed_rng(options.seed, Purpose::Synth, class as u64, instance as u64);
             images.push(render_class_image_with_difficulty(
@@ -556,7 +559,7 @@ pub fn write_synthetic_dataset(root: &Path, options: &SynthOptions) -> DataResul
                         test: k % 2 == 1,
                     });
                 }
-                let names: Vec<String> = (0..n).map(class_name).collect();
+                let names: Vec<String> = (0..class_count).map(class_name).collect();
                 write_cars_annotations(&dir.join(CARS196_ANNOTATIONS), &annotations, &names)?;
                 write_cars196_meta(&annotations, train_classes, dir)?;
             }

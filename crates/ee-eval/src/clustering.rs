@@ -57,11 +57,11 @@ fn contingency(labels: &[i64], clusters: &[usize]) -> Contingency {
     c
 }
 
-fn entropy<K>(sizes: &BTreeMap<K, usize>, n: f64) -> f64 {
+fn entropy<K>(sizes: &BTreeMap<K, usize>, total: f64) -> f64 {
     sizes
         .values()
         .map(|&s| {
-            let p = s as f64 / n;
+            let p = s as f64 / total;
             -p * p.ln()
         })
         .sum()
@@ -76,18 +76,18 @@ pub fn normalized_mutual_information(labels: &[i64], clusters: &[usize]) -> f64 
         assert!(clusters.is_empty(), "one cluster per label is needed");
         return 1.0;
     }
-    let c = contingency(labels, clusters);
-    let n = c.n as f64;
-    let (h_u, h_v) = (entropy(&c.classes, n), entropy(&c.clusters, n));
-    if c.classes.len() == 1 && c.clusters.len() == 1 {
+    let table = contingency(labels, clusters);
+    let n = table.n as f64;
+    let (h_u, h_v) = (entropy(&table.classes, n), entropy(&table.clusters, n));
+    if table.classes.len() == 1 && table.clusters.len() == 1 {
         return 1.0;
     }
-    let mutual: f64 = c
+    let mutual: f64 = table
         .cells
         .iter()
         .map(|(&(l, k), &nij)| {
             let nij = nij as f64;
-            let (a, b) = (c.classes[&l] as f64, c.clusters[&k] as f64);
+            let (a, b) = (table.classes[&l] as f64, table.clusters[&k] as f64);
             (nij / n) * (n * nij / (a * b)).ln()
         })
         .sum();
@@ -98,18 +98,18 @@ pub fn normalized_mutual_information(labels: &[i64], clusters: &[usize]) -> f64 
     (mutual / mean_entropy).clamp(0.0, 1.0)
 }
 
-fn pairs(s: usize) -> f64 {
-    let s = s as f64;
-    s * (s - 1.0) / 2.0
+fn pairs(size: usize) -> f64 {
+    let size = size as f64;
+    size * (size - 1.0) / 2.0
 }
 
 /// Pairwise precision, recall and F1 of `clusters` against `labels` (unordered pairs: a true
 /// positive is a pair sharing both class and cluster). Panics if the lengths differ.
 pub fn pairwise_scores(labels: &[i64], clusters: &[usize]) -> PairwiseScores {
-    let c = contingency(labels, clusters);
-    let tp: f64 = c.cells.values().map(|&s| pairs(s)).sum();
-    let predicted: f64 = c.clusters.values().map(|&s| pairs(s)).sum();
-    let actual: f64 = c.classes.values().map(|&s| pairs(s)).sum();
+    let table = contingency(labels, clusters);
+    let tp: f64 = table.cells.values().map(|&s| pairs(s)).sum();
+    let predicted: f64 = table.clusters.values().map(|&s| pairs(s)).sum();
+    let actual: f64 = table.classes.values().map(|&s| pairs(s)).sum();
     let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
     let recall = if actual > 0.0 { tp / actual } else { 0.0 };
     let f1 = if precision + recall > 0.0 {

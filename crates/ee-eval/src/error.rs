@@ -150,10 +150,10 @@ pub enum EvalError {
 
 impl From<ee_core::fs::FileError> for EvalError {
     /// A failed atomic write of an embeddings file.
-    fn from(e: ee_core::fs::FileError) -> Self {
+    fn from(error: ee_core::fs::FileError) -> Self {
         EvalError::EmbeddingsIo {
-            path: e.path,
-            source: e.source,
+            path: error.path,
+            source: error.source,
         }
     }
 }

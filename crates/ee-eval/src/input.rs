@@ -49,8 +49,8 @@ impl EmbeddingMatrix {
     }
 
     /// Row `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.data[index * self.dim..(index + 1) * self.dim]
     }
 
     /// Copies the matrix onto `device` as a `[rows, dim]` float tensor.
@@ -78,8 +78,8 @@ pub(crate) fn read_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<
 }
 
 /// Errors with the first non-finite value's position if `x` holds NaN or an infinity.
-pub(crate) fn check_finite<B: Backend>(set: &'static str, x: &Tensor<B, 2>) -> Result<()> {
-    let bad = x
+pub(crate) fn check_finite<B: Backend>(set: &'static str, tensor: &Tensor<B, 2>) -> Result<()> {
+    let bad = tensor
         .clone()
         .is_finite()
         .bool_not()
@@ -91,8 +91,8 @@ pub(crate) fn check_finite<B: Backend>(set: &'static str, x: &Tensor<B, 2>) -> R
     if !bad {
         return Ok(());
     }
-    let dim = x.dims()[1];
-    let values = read_f32(x.clone());
+    let dim = tensor.dims()[1];
+    let values = read_f32(tensor.clone());
     match values.iter().position(|v| !v.is_finite()) {
         Some(p) => Err(EvalError::NonFinite {
             set,

@@ -20,15 +20,15 @@ fn format_error(path: &Path, reason: impl Into<String>) -> EvalError {
     }
 }
 
-fn npy_error(e: ee_core::npy::NpyError) -> EvalError {
-    match e.io {
+fn npy_error(error: ee_core::npy::NpyError) -> EvalError {
+    match error.io {
         Some(source) => EvalError::Io {
-            path: e.path,
+            path: error.path,
             source,
         },
         None => EvalError::Format {
-            path: e.path,
-            reason: e.reason,
+            path: error.path,
+            reason: error.reason,
         },
     }
 }
@@ -36,8 +36,8 @@ fn npy_error(e: ee_core::npy::NpyError) -> EvalError {
 /// Reads a 2-D `f32`/`f64` `.npy` array of embeddings (C or Fortran order).
 pub fn load_embeddings_npy(path: impl AsRef<Path>) -> Result<EmbeddingMatrix> {
     let path = path.as_ref();
-    let m = ee_core::npy::read_matrix(path).map_err(npy_error)?;
-    EmbeddingMatrix::new(m.values, m.cols).map_err(|e| format_error(path, e.to_string()))
+    let matrix = ee_core::npy::read_matrix(path).map_err(npy_error)?;
+    EmbeddingMatrix::new(matrix.values, matrix.cols).map_err(|e| format_error(path, e.to_string()))
 }
 
 /// Reads a 1-D integer `.npy` array of labels.

@@ -75,8 +75,11 @@ pub struct EvalReport {
 
 impl EvalReport {
     /// Recall at `k`, if it was computed.
-    pub fn recall(&self, k: usize) -> Option<f64> {
-        self.recall_at_k.iter().find(|r| r.k == k).map(|r| r.recall)
+    pub fn recall(&self, neighbours: usize) -> Option<f64> {
+        self.recall_at_k
+            .iter()
+            .find(|r| r.k == neighbours)
+            .map(|r| r.recall)
     }
 
     /// The report as pretty-printed JSON.
@@ -90,14 +93,14 @@ impl EvalReport {
     }
 }
 
-fn percent(v: f64) -> String {
-    format!("{:.2}", 100.0 * v)
+fn percent(value: f64) -> String {
+    format!("{:.2}", 100.0 * value)
 }
 
 impl fmt::Display for EvalReport {
     /// A two-column table, metrics in percent; "n/a" for MAP@R and R-precision when they
     /// were not computed or no query has a positive.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
             EvalMode::SelfRetrieval => "self".to_string(),
             EvalMode::QueryGallery => format!("query/gallery ({} gallery)", self.gallery),
@@ -139,10 +142,15 @@ impl fmt::Display for EvalReport {
         }
         let width = rows.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
         let value_width = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-        writeln!(f, "{:<width$}  {:>value_width$}", "metric", "value")?;
-        writeln!(f, "{}  {}", "-".repeat(width), "-".repeat(value_width))?;
+        writeln!(formatter, "{:<width$}  {:>value_width$}", "metric", "value")?;
+        writeln!(
+            formatter,
+            "{}  {}",
+            "-".repeat(width),
+            "-".repeat(value_width)
+        )?;
         for (m, v) in rows {
-            writeln!(f, "{m:<width$}  {v:>value_width$}")?;
+            writeln!(formatter, "{m:<width$}  {v:>value_width$}")?;
         }
         Ok(())
     }

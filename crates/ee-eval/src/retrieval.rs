@@ -20,31 +20,31 @@
 /// R-precision of a ranking given as relevance flags (nearest first), with `r` positives.
 ///
 /// Only the first `r` flags are read; `r` must be at least 1 and at most `relevant.len()`.
-pub fn r_precision(relevant: &[bool], r: usize) -> f64 {
+pub fn r_precision(relevant: &[bool], cutoff: usize) -> f64 {
     assert!(
-        r >= 1 && r <= relevant.len(),
+        cutoff >= 1 && cutoff <= relevant.len(),
         "R-precision needs 1 <= R <= ranking length"
     );
-    relevant[..r].iter().filter(|&&x| x).count() as f64 / r as f64
+    relevant[..cutoff].iter().filter(|&&x| x).count() as f64 / cutoff as f64
 }
 
 /// Average precision at R (AP@R) of a ranking given as relevance flags, with `r` positives.
 ///
 /// Only the first `r` flags are read; `r` must be at least 1 and at most `relevant.len()`.
-pub fn average_precision_at_r(relevant: &[bool], r: usize) -> f64 {
+pub fn average_precision_at_r(relevant: &[bool], cutoff: usize) -> f64 {
     assert!(
-        r >= 1 && r <= relevant.len(),
+        cutoff >= 1 && cutoff <= relevant.len(),
         "AP@R needs 1 <= R <= ranking length"
     );
     let mut hits = 0usize;
     let mut sum = 0.0;
-    for (i, &rel) in relevant[..r].iter().enumerate() {
+    for (i, &rel) in relevant[..cutoff].iter().enumerate() {
         if rel {
             hits += 1;
             sum += hits as f64 / (i + 1) as f64;
         }
     }
-    sum / r as f64
+    sum / cutoff as f64
 }
 
 /// Rank (0-based) of the first relevant item, if any.

@@ -49,22 +49,22 @@ impl<B: Backend> AnchorPairs<B> {
     /// Lays out `matrix` [N, N] (usually [`ExpandedBatch::distance_matrix`] or
     /// [`ExpandedBatch::pairwise_matrix`]) into each anchor's positives and negatives.
     pub fn new(batch: &ExpandedBatch<B>, matrix: Tensor<B, 2>) -> Self {
-        let b = batch.batch_size();
+        let batch_size = batch.batch_size();
         let groups = batch.n_inner_pts() + 1;
         let n = batch.len();
         let device = matrix.device();
         let labels = batch.labels();
-        let original_labels = labels.clone().slice(0..b);
+        let original_labels = labels.clone().slice(0..batch_size);
 
-        let positive_values = matrix.clone().slice([0..b, 0..b]);
+        let positive_values = matrix.clone().slice([0..batch_size, 0..batch_size]);
         let positive_mask = same_class(original_labels.clone(), original_labels.clone())
-            .bool_and(off_diagonal(b, &device));
+            .bool_and(off_diagonal(batch_size, &device));
 
         // Rows g B + i (g = 0..n) of anchor i side by side: [G, B, N] -> [B, G, N] -> [B, G N].
         let negative_values = matrix
-            .reshape([groups, b, n])
+            .reshape([groups, batch_size, n])
             .swap_dims(0, 1)
-            .reshape([b, groups * n]);
+            .reshape([batch_size, groups * n]);
         // A synthetic row carries its anchor's label, so one [B, N] mask serves every group.
         let negative_mask = same_class(original_labels, labels)
             .bool_not()
@@ -75,7 +75,7 @@ impl<B: Backend> AnchorPairs<B> {
             positive_mask,
             negative_values,
             negative_mask,
-            batch_size: b,
+            batch_size,
             expanded_len: n,
         }
     }

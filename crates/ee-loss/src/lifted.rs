@@ -68,15 +68,20 @@ impl PairLoss for LiftedStructureLoss {
 
     fn forward_expanded<B: Backend>(&self, batch: &ExpandedBatch<B>) -> LossOutput<B> {
         let pairs = AnchorPairs::new(batch, batch.distance_matrix());
-        let b = pairs.batch_size();
+        let batch_size = pairs.batch_size();
         // log sum_{N(i)} exp(margin - D): [B]
         let negative_term = masked_logsumexp(
             pairs.negative_values.clone().neg().add_scalar(self.margin),
             pairs.negative_mask.clone(),
         );
         let both_ends = logaddexp(
-            negative_term.clone().reshape([b, 1]).expand([b, b]),
-            negative_term.reshape([1, b]).expand([b, b]),
+            negative_term
+                .clone()
+                .reshape([batch_size, 1])
+                .expand([batch_size, batch_size]),
+            negative_term
+                .reshape([1, batch_size])
+                .expand([batch_size, batch_size]),
         );
         let j = pairs.positive_values.clone() + both_ends; // [B, B]
         let per_anchor = masked_mean(relu(j).square().div_scalar(2.0), pairs.positive_mask);

@@ -34,39 +34,39 @@ pub fn hardest_pairs<B: Backend>(
     batch: &ExpandedBatch<B>,
     distances: Tensor<B, 2>,
 ) -> HardestPairs<B> {
-    let b = batch.batch_size();
+    let batch_size = batch.batch_size();
     let groups = batch.n_inner_pts() + 1;
     let n = batch.len();
     let labels = batch.labels();
     let is_positive = same_class(labels.clone(), labels); // [N, N]
 
     // Hard positive among the original points.
-    let original_positive = is_positive.clone().slice([0..b, 0..b]);
+    let original_positive = is_positive.clone().slice([0..batch_size, 0..batch_size]);
     let positive_distance = max_dim_all_ties(
         distances
             .clone()
-            .slice([0..b, 0..b])
+            .slice([0..batch_size, 0..batch_size])
             .mask_fill(original_positive.bool_not(), 0.0),
         1,
     )
-    .reshape([b]);
+    .reshape([batch_size]);
 
     // Hard negative of every expanded row; positives are pushed out by the row maximum.
     let row_max = max_dim_all_ties(distances.clone(), 1); // [N, 1]
     let negatives_only = distances.mask_where(is_positive, row_max.expand([n, n]));
     let row_columns: Tensor<B, 2, Int> = negatives_only.clone().detach().argmin(1); // [N, 1]
-    let row_min = min_dim_all_ties(negatives_only, 1).reshape([groups, b]);
+    let row_min = min_dim_all_ties(negatives_only, 1).reshape([groups, batch_size]);
 
     // Hardest over the anchor and its synthetic points.
     let group_of_anchor = row_min.clone().detach().argmin(0); // [1, B]
-    let negative_distance = min_dim_all_ties(row_min, 0).reshape([b]);
+    let negative_distance = min_dim_all_ties(row_min, 0).reshape([batch_size]);
     let column = row_columns
-        .reshape([groups, b])
+        .reshape([groups, batch_size])
         .gather(0, group_of_anchor.clone());
     let negative_is_synthetic = group_of_anchor
         .greater_elem(0)
-        .bool_or(column.greater_equal_elem(b as i64))
-        .reshape([b]);
+        .bool_or(column.greater_equal_elem(batch_size as i64))
+        .reshape([batch_size]);
 
     HardestPairs {
         positive_distance,
@@ -91,7 +91,7 @@ pub fn hardest_pairs<B: Backend>(
 ///   exactly `value` forward, the chain rule's gradient backward. The graph holds the
 ///   distance computation and two weighted sums instead of every mask and reduction.
 pub fn hardest_pairs_distinct<B: Backend>(batch: &ExpandedBatch<B>) -> HardestPairs<B> {
-    let b = batch.batch_size();
+    let batch_size = batch.batch_size();
     let groups = batch.n_inner_pts() + 1;
     let x = batch.unique_embeddings();
     let squared = clamped_squared_distance(x.clone(), x); // [U, U], tracked
@@ -105,20 +105,22 @@ pub fn hardest_pairs_distinct<B: Backend>(batch: &ExpandedBatch<B>) -> HardestPa
     let zero_with_gradient = |t: Tensor<B, 2>| t.clone() - t.detach();
 
     // Hard positive among the original points (the first B distinct points).
-    let original_positive = is_positive.clone().slice([0..b, 0..b]);
+    let original_positive = is_positive.clone().slice([0..batch_size, 0..batch_size]);
     let positives = distances
         .clone()
-        .slice([0..b, 0..b])
+        .slice([0..batch_size, 0..batch_size])
         .mask_fill(original_positive.clone().bool_not(), 0.0);
     let positive_value = positives.clone().max_dim(1); // [B, 1]
     let positive_ties = positives
-        .equal(positive_value.clone().expand([b, b]))
+        .equal(positive_value.clone().expand([batch_size, batch_size]))
         .bool_and(original_positive)
         .float()
-        * slope.clone().slice([0..b, 0..b]);
+        * slope.clone().slice([0..batch_size, 0..batch_size]);
     let positive_distance = (positive_value
-        + zero_with_gradient((squared.clone().slice([0..b, 0..b]) * positive_ties).sum_dim(1)))
-    .reshape([b]);
+        + zero_with_gradient(
+            (squared.clone().slice([0..batch_size, 0..batch_size]) * positive_ties).sum_dim(1),
+        ))
+    .reshape([batch_size]);
 
     // Hard negative of every distinct row; positives are pushed out by the row maximum.
     let row_max = distances.clone().max_dim(1).expand([u, u]);
@@ -144,15 +146,15 @@ pub fn hardest_pairs_distinct<B: Backend>(batch: &ExpandedBatch<B>) -> HardestPa
         ),
         None => (row_min, row_columns),
     };
-    let row_min = row_min.reshape([groups, b]);
-    let row_columns = row_columns.reshape([groups, b]);
+    let row_min = row_min.reshape([groups, batch_size]);
+    let row_columns = row_columns.reshape([groups, batch_size]);
     let group_of_anchor = row_min.clone().detach().argmin(0); // [1, B]
-    let negative_distance = min_dim_all_ties(row_min, 0).reshape([b]);
+    let negative_distance = min_dim_all_ties(row_min, 0).reshape([batch_size]);
     let column = row_columns.gather(0, group_of_anchor.clone());
     let negative_is_synthetic = group_of_anchor
         .greater_elem(0)
-        .bool_or(column.greater_equal_elem(b as i64))
-        .reshape([b]);
+        .bool_or(column.greater_equal_elem(batch_size as i64))
+        .reshape([batch_size]);
 
     HardestPairs {
         positive_distance,

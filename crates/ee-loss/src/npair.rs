@@ -69,17 +69,21 @@ impl PairLoss for NPairLoss {
 
     fn forward_expanded<B: Backend>(&self, batch: &ExpandedBatch<B>) -> LossOutput<B> {
         let pairs = AnchorPairs::new(batch, batch.pairwise_matrix(pairwise_dot));
-        let b = pairs.batch_size();
+        let batch_size = pairs.batch_size();
         // log sum_{N(i)} exp(S_rc): [B]
         let negative_term =
             masked_logsumexp(pairs.negative_values.clone(), pairs.negative_mask.clone());
         // log(1 + sum exp(S_rc - S_ij)) = softplus(logsumexp(S_rc) - S_ij): [B, B]
-        let per_pair =
-            softplus(negative_term.reshape([b, 1]).expand([b, b]) - pairs.positive_values.clone());
+        let per_pair = softplus(
+            negative_term
+                .reshape([batch_size, 1])
+                .expand([batch_size, batch_size])
+                - pairs.positive_values.clone(),
+        );
         // |x_i|^2 is the diagonal of the originals' dot products.
         let squared_norm = masked_sum(
             pairs.positive_values.clone(),
-            off_diagonal(b, &pairs.positive_values.device()).bool_not(),
+            off_diagonal(batch_size, &pairs.positive_values.device()).bool_not(),
         );
         let per_anchor = masked_mean(per_pair, pairs.positive_mask.clone())
             + squared_norm.mul_scalar(self.l2_weight);

@@ -65,12 +65,14 @@ impl<B: Backend> Backbone<B> {
 
     /// Spatial size of the feature map for an `h` x `w` input, or `None` if the input is too
     /// small.
-    pub fn feature_map_size(&self, h: usize, w: usize) -> Option<[usize; 2]> {
+    pub fn feature_map_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
         match self {
-            Backbone::GoogLeNet(net) => net.feature_map_size(h, w),
+            Backbone::GoogLeNet(net) => net.feature_map_size(height, width),
             // Four floor-mode 2x2 pools.
-            Backbone::SmallCnn(_) => (h >= 16 && w >= 16).then_some([h / 16, w / 16]),
-            Backbone::ResNet50(net) => net.feature_map_size(h, w),
+            Backbone::SmallCnn(_) => {
+                (height >= 16 && width >= 16).then_some([height / 16, width / 16])
+            }
+            Backbone::ResNet50(net) => net.feature_map_size(height, width),
         }
     }
 

@@ -91,13 +91,15 @@ impl BasicConv2dConfig {
         rng: &mut ChaCha8Rng,
         device: &B::Device,
     ) -> BasicConv2d<B> {
-        let p = self.padding;
+        let padding = self.padding;
         let conv_config = Conv2dConfig::new(
             [self.in_channels, self.out_channels],
             [self.kernel_size, self.kernel_size],
         )
         .with_stride([self.stride, self.stride])
-        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .with_bias(false);
         let conv = init.conv2d(&conv_config, rng, device);
         let bn = BatchNormConfig::new(self.out_channels)
@@ -354,27 +356,27 @@ impl<B: Backend> GoogLeNet<B> {
     /// # Panics
     /// When the input does not have 3 channels (see [`GoogLeNet::check_input`]).
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = if self.transform_input {
+        let features = if self.transform_input {
             apply_transform_input(images)
         } else {
             images
         };
-        let x = self.conv1.forward(x);
-        let x = self.maxpool1.forward(x);
-        let x = self.conv2.forward(x);
-        let x = self.conv3.forward(x);
-        let x = self.maxpool2.forward(x);
-        let x = self.inception3a.forward(x);
-        let x = self.inception3b.forward(x);
-        let x = self.maxpool3.forward(x);
-        let x = self.inception4a.forward(x);
-        let x = self.inception4b.forward(x);
-        let x = self.inception4c.forward(x);
-        let x = self.inception4d.forward(x);
-        let x = self.inception4e.forward(x);
-        let x = self.maxpool4.forward(x);
-        let x = self.inception5a.forward(x);
-        self.inception5b.forward(x)
+        let features = self.conv1.forward(features);
+        let features = self.maxpool1.forward(features);
+        let features = self.conv2.forward(features);
+        let features = self.conv3.forward(features);
+        let features = self.maxpool2.forward(features);
+        let features = self.inception3a.forward(features);
+        let features = self.inception3b.forward(features);
+        let features = self.maxpool3.forward(features);
+        let features = self.inception4a.forward(features);
+        let features = self.inception4b.forward(features);
+        let features = self.inception4c.forward(features);
+        let features = self.inception4d.forward(features);
+        let features = self.inception4e.forward(features);
+        let features = self.maxpool4.forward(features);
+        let features = self.inception5a.forward(features);
+        self.inception5b.forward(features)
     }
 
     /// Checks that `dims` is `[batch >= 1, 3, h, w]` with `h, w` large enough for every layer.
@@ -392,19 +394,19 @@ impl<B: Backend> GoogLeNet<B> {
 
     /// Spatial size of the output feature map for an `h` x `w` input (e.g. 227 -> 7), or
     /// `None` if the input is too small.
-    pub fn feature_map_size(&self, h: usize, w: usize) -> Option<[usize; 2]> {
+    pub fn feature_map_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
         // conv1: 7x7, stride 2, pad 3.
         let conv1 = |n: usize| (n + 6).checked_sub(7).map(|s| s / 2 + 1);
-        let [mut h, mut w] = [conv1(h)?, conv1(w)?];
+        let [mut height, mut width] = [conv1(height)?, conv1(width)?];
         for pool in [
             &self.maxpool1,
             &self.maxpool2,
             &self.maxpool3,
             &self.maxpool4,
         ] {
-            [h, w] = pool.output_size(h, w)?;
+            [height, width] = pool.output_size(height, width)?;
         }
-        Some([h, w])
+        Some([height, width])
     }
 }
 

@@ -115,10 +115,12 @@ impl<D> Layers<'_, D> {
         kernel: usize,
         stride: usize,
     ) -> Conv2d<B> {
-        let p = kernel / 2;
+        let padding = kernel / 2;
         let config = Conv2dConfig::new([input, output], [kernel, kernel])
             .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_padding(PaddingConfig2d::Explicit(
+                padding, padding, padding, padding,
+            ))
             .with_bias(false);
         self.config
             .init
@@ -196,10 +198,10 @@ impl<B: Backend> Bottleneck<B> {
             Some((conv, bn)) => batch_norm(bn, conv2d(conv, input.clone())),
             None => input.clone(),
         };
-        let x = conv_bn_relu(&self.conv1, &self.bn1, input);
-        let x = conv_bn_relu(&self.conv2, &self.bn2, x);
-        let x = batch_norm(&self.bn3, conv2d(&self.conv3, x));
-        relu(x + shortcut)
+        let features = conv_bn_relu(&self.conv1, &self.bn1, input);
+        let features = conv_bn_relu(&self.conv2, &self.bn2, features);
+        let features = batch_norm(&self.bn3, conv2d(&self.conv3, features));
+        relu(features + shortcut)
     }
 }
 
@@ -239,12 +241,12 @@ impl<B: Backend> ResNet50<B> {
     /// # Panics
     /// When the input does not have 3 channels (see [`ResNet50::check_input`]).
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = conv_bn_relu(&self.conv1, &self.bn1, images);
-        let x = self.maxpool.forward(x);
+        let features = conv_bn_relu(&self.conv1, &self.bn1, images);
+        let features = self.maxpool.forward(features);
         [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
             .flatten()
-            .fold(x, |x, block| block.forward(x))
+            .fold(features, |x, block| block.forward(x))
     }
 
     /// Checks that `dims` is `[batch >= 1, 3, h, w]` with `h, w >= 1`.
@@ -262,7 +264,7 @@ impl<B: Backend> ResNet50<B> {
 
     /// Spatial size of the output feature map for an `h` x `w` input (224 -> 7, 64 -> 2,
     /// 65 -> 3: five halvings rounded up), or `None` for an empty input.
-    pub fn feature_map_size(&self, h: usize, w: usize) -> Option<[usize; 2]> {
+    pub fn feature_map_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
         // conv1 7x7/2 pad 3, then the pool, then one 3x3/2 pad 1 conv in each of layer2..4.
         let conv =
             |n: usize, k: usize, s: usize| (n + 2 * (k / 2)).checked_sub(k).map(|d| d / s + 1);
@@ -276,6 +278,6 @@ impl<B: Backend> ResNet50<B> {
             }
             Some(n)
         };
-        Some([size(h)?, size(w)?])
+        Some([size(height)?, size(width)?])
     }
 }

@@ -167,13 +167,14 @@ pub fn evaluate<B: Backend, M: Embed<B>>(
             ee_eval::evaluate_matrix::<B>(&matrix.embeddings, &labels, config, device)?
         }
         EvalSet::QueryGallery { query, gallery } => {
-            let q = embed_loader(model, query, batch_size, "eval query", quiet, device)?;
-            let g = embed_loader(model, gallery, batch_size, "eval gallery", quiet, device)?;
+            let queries = embed_loader(model, query, batch_size, "eval query", quiet, device)?;
+            let gallery_set =
+                embed_loader(model, gallery, batch_size, "eval gallery", quiet, device)?;
             ee_eval::evaluate_query_gallery_matrix::<B>(
-                &q.embeddings,
-                &pick(&labels_of(query), &q.items),
-                &g.embeddings,
-                &pick(&labels_of(gallery), &g.items),
+                &queries.embeddings,
+                &pick(&labels_of(query), &queries.items),
+                &gallery_set.embeddings,
+                &pick(&labels_of(gallery), &gallery_set.items),
                 config,
                 device,
             )?

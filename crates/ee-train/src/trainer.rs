@@ -788,7 +788,7 @@ where
     {
         let config = self.config;
         let valid = stepper.model().valid();
-        let k = config.eval.recall_ks[0];
+        let first_k = config.eval.recall_ks[0];
         let mut test_recall = None;
         let mut improved = false;
         let mut sets = eval_sets(self.data);
@@ -802,7 +802,7 @@ where
                 config.quiet,
                 self.device(),
             )?;
-            let recall = summary.report.recall(k).unwrap_or(0.0);
+            let recall = summary.report.recall(first_k).unwrap_or(0.0);
             if split == EvalSplit::Test {
                 test_recall = Some(recall);
             }

@@ -92,21 +92,21 @@ pub fn cell(thumb: u32) -> u32 {
 
 /// Width and height of a grid of `rows` queries with `k` results each.
 pub fn grid_size(rows: u32, k: u32, thumb: u32) -> (u32, u32) {
-    let c = cell(thumb);
-    let width = 2 * MARGIN + (k + 1) * c + QUERY_GAP + k.saturating_sub(1) * GAP;
-    let height = 2 * MARGIN + rows * (c + CAPTION) + rows.saturating_sub(1) * GAP;
+    let cell_side = cell(thumb);
+    let width = 2 * MARGIN + (k + 1) * cell_side + QUERY_GAP + k.saturating_sub(1) * GAP;
+    let height = 2 * MARGIN + rows * (cell_side + CAPTION) + rows.saturating_sub(1) * GAP;
     (width, height)
 }
 
 /// Top-left corner of the cell in `row`, `column` (column 0 is the query).
 pub fn cell_origin(row: u32, column: u32, thumb: u32) -> (u32, u32) {
-    let c = cell(thumb);
+    let cell_side = cell(thumb);
     let x = if column == 0 {
         MARGIN
     } else {
-        MARGIN + c + QUERY_GAP + (column - 1) * (c + GAP)
+        MARGIN + cell_side + QUERY_GAP + (column - 1) * (cell_side + GAP)
     };
-    (x, MARGIN + row * (c + CAPTION + GAP))
+    (x, MARGIN + row * (cell_side + CAPTION + GAP))
 }
 
 /// The queries to show, in order: the first `n`, or the `n` worst (needs every label).
@@ -149,15 +149,16 @@ fn fill(image: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, colour: Rgb<u8>) {
 fn thumbnail(path: &Path, thumb: u32) -> Option<RgbImage> {
     let image = ee_data::load_rgb(path, None).ok()?;
     let scale = thumb as f64 / image.width().max(image.height()) as f64;
-    let w = ((image.width() as f64 * scale).round() as u32).clamp(1, thumb);
-    let h = ((image.height() as f64 * scale).round() as u32).clamp(1, thumb);
-    let resized = image::imageops::resize(&image, w, h, image::imageops::FilterType::Triangle);
+    let width = ((image.width() as f64 * scale).round() as u32).clamp(1, thumb);
+    let height = ((image.height() as f64 * scale).round() as u32).clamp(1, thumb);
+    let resized =
+        image::imageops::resize(&image, width, height, image::imageops::FilterType::Triangle);
     let mut out = RgbImage::from_pixel(thumb, thumb, LETTERBOX);
     image::imageops::overlay(
         &mut out,
         &resized,
-        i64::from((thumb - w) / 2),
-        i64::from((thumb - h) / 2),
+        i64::from((thumb - width) / 2),
+        i64::from((thumb - height) / 2),
     );
     Some(out)
 }
@@ -170,8 +171,8 @@ fn draw_cell(
     frame: Rgb<u8>,
     unreadable: &mut Vec<String>,
 ) {
-    let c = cell(thumb);
-    fill(grid, origin.0, origin.1, c, c, frame);
+    let cell_side = cell(thumb);
+    fill(grid, origin.0, origin.1, cell_side, cell_side, frame);
     let (x, y) = (origin.0 + BORDER, origin.1 + BORDER);
     match thumbnail(Path::new(path), thumb) {
         Some(t) => image::imageops::replace(grid, &t, i64::from(x), i64::from(y)),
@@ -216,10 +217,17 @@ pub fn draw_grid(
     let mut grid = RgbImage::from_pixel(width, height, BACKGROUND);
     let mut unreadable = Vec::new();
     let font = crate::font()?;
-    let c = cell(thumb);
+    let cell_side = cell(thumb);
     let caption = |grid: &mut RgbImage, (x, y): (u32, u32), text: &str| {
-        let text = fit(font, text, c);
-        crate::draw_text(grid, font, CAPTION_FONT, (x + 1, y + c + 1), &text, TEXT);
+        let text = fit(font, text, cell_side);
+        crate::draw_text(
+            grid,
+            font,
+            CAPTION_FONT,
+            (x + 1, y + cell_side + 1),
+            &text,
+            TEXT,
+        );
     };
     for (row, &q) in rows.iter().enumerate() {
         let row = row as u32;

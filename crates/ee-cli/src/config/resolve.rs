@@ -12,18 +12,18 @@ use super::{OptimizerSection, RawConfig, RunConfig};
 /// The model `[model]` describes; `load_pretrained` keeps `model.pretrained` (off when the
 /// weights come from a checkpoint anyway).
 pub fn model_config(config: &RawConfig, load_pretrained: bool) -> EmbeddingModelConfig {
-    let m = &config.model;
-    let pretrained = m.pretrained.as_ref().map(|p| p.display().to_string());
-    let googlenet = m.backbone == BackboneKind::Googlenet;
+    let model = &config.model;
+    let pretrained = model.pretrained.as_ref().map(|p| p.display().to_string());
+    let googlenet = model.backbone == BackboneKind::Googlenet;
     EmbeddingModelConfig::new()
-        .with_backbone(Some(m.backbone))
-        .with_embed_dim(m.embed_dim)
+        .with_backbone(Some(model.backbone))
+        .with_embed_dim(model.embed_dim)
         .with_seed(config.run.seed)
         // The flag follows `pretrained` even when the weights come from a checkpoint.
         .with_transform_input(googlenet.then_some(pretrained.is_some()))
-        .with_init(Some(m.resolved_init()))
+        .with_init(Some(model.resolved_init()))
         .with_head_key(if load_pretrained && pretrained.is_some() {
-            m.head_key.clone()
+            model.head_key.clone()
         } else {
             None
         })
@@ -32,15 +32,15 @@ pub fn model_config(config: &RawConfig, load_pretrained: bool) -> EmbeddingModel
 
 /// The image loader settings of `[data]` (the train split's augmentation included).
 pub fn loader_config(config: &RawConfig) -> LoaderConfig {
-    let d = &config.data;
+    let data = &config.data;
     LoaderConfig::new()
-        .with_image_size(d.image_size)
-        .with_use_bbox(d.use_bbox)
-        .with_workers(d.workers)
-        .with_prefetch_batches(d.prefetch_batches)
-        .with_cache_images(d.cache_images)
-        .with_augment(d.augment.clone())
-        .with_skip_unreadable(d.skip_unreadable)
+        .with_image_size(data.image_size)
+        .with_use_bbox(data.use_bbox)
+        .with_workers(data.workers)
+        .with_prefetch_batches(data.prefetch_batches)
+        .with_cache_images(data.cache_images)
+        .with_augment(data.augment.clone())
+        .with_skip_unreadable(data.skip_unreadable)
 }
 
 /// The evaluation settings of `[schedule]`.
@@ -93,21 +93,21 @@ pub fn trainer_key(field: &str) -> String {
 
 /// [`trainer_config`] of a config being checked.
 pub fn raw_trainer_config(c: &RawConfig, resume: bool, quiet: bool) -> TrainerConfig {
-    let s = &c.schedule;
+    let schedule = &c.schedule;
     TrainerConfig::new(c.run.output_dir.clone())
         .with_optimizer(optimizer_config(&c.optimizer))
         .with_sampler(
             ee_data::SamplerConfig::new()
-                .with_batch_size(s.batch_size)
-                .with_instances_per_class(s.instances_per_class)
-                .with_epoch_size(s.samples_per_epoch),
+                .with_batch_size(schedule.batch_size)
+                .with_instances_per_class(schedule.instances_per_class)
+                .with_epoch_size(schedule.samples_per_epoch),
         )
         .with_loader(loader_config(c))
         .with_eval(eval_config(c))
-        .with_epochs(s.epochs)
-        .with_eval_every_epochs(s.eval_every_epochs)
-        .with_eval_batch_size(s.eval_batch_size)
-        .with_eval_before_training(s.eval_before_training)
+        .with_epochs(schedule.epochs)
+        .with_eval_every_epochs(schedule.eval_every_epochs)
+        .with_eval_batch_size(schedule.eval_batch_size)
+        .with_eval_before_training(schedule.eval_before_training)
         .with_log_every_steps(c.run.log_every_steps)
         .with_checkpoint_every_steps(c.run.checkpoint_every_steps)
         .with_seed(c.run.seed)

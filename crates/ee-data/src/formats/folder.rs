@@ -115,13 +115,13 @@ pub fn list_class_folders(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 /// Reads a folder-per-class tree and splits its classes as `split` says.
 pub fn read_folder_tree(root: &Path, split: &FolderSplit) -> Result<Dataset> {
     let classes = list_class_folders(root)?;
-    let n = classes.len();
+    let class_count = classes.len();
     // side of each class position: Some(true) train, Some(false) test, None left out
-    let mut side: Vec<Option<bool>> = vec![None; n];
+    let mut side: Vec<Option<bool>> = vec![None; class_count];
     match split {
         FolderSplit::ClassRanges { train, test } => {
             for (range, name, is_train) in [(train, "train", true), (test, "test", false)] {
-                if range.is_empty() || range.end > n {
+                if range.is_empty() || range.end > class_count {
                     return Err(DataError::config(
                         if is_train {
                             "train class range"
@@ -130,7 +130,7 @@ pub fn read_folder_tree(root: &Path, split: &FolderSplit) -> Result<Dataset> {
                         },
                         format!("{range:?}"),
                         format!(
-                            "must be a non-empty range within the {n} class folders of {}",
+                            "must be a non-empty range within the {class_count} class folders of {}",
                             root.display()
                         ),
                     ));

@@ -394,8 +394,8 @@ fn scalar(header: Option<ArrayHeader<'_>>) -> Result<Scalar, MatError> {
 }
 
 /// The first value of a numeric data element, as f64.
-fn first_number(e: Element<'_>, big: bool) -> Option<f64> {
-    let d = e.data;
+fn first_number(element: Element<'_>, big: bool) -> Option<f64> {
+    let d = element.data;
     let bytes = |n: usize| -> Option<[u8; 8]> {
         let mut b = [0u8; 8];
         let src = d.get(..n)?;
@@ -407,7 +407,7 @@ fn first_number(e: Element<'_>, big: bool) -> Option<f64> {
         }
         Some(b)
     };
-    Some(match e.ty {
+    Some(match element.ty {
         MI_INT8 => f64::from(*d.first()? as i8),
         MI_UINT8 => f64::from(*d.first()?),
         MI_INT16 => f64::from(i16::from_le_bytes(bytes(2)?[..2].try_into().ok()?)),
@@ -423,9 +423,9 @@ fn first_number(e: Element<'_>, big: bool) -> Option<f64> {
 }
 
 /// The text of a char array's data: UTF-8 or 8-bit, UTF-16 or 16-bit, or UTF-32 code units.
-fn text(e: Element<'_>, big: bool) -> Option<String> {
-    let d = e.data;
-    match e.ty {
+fn text(element: Element<'_>, big: bool) -> Option<String> {
+    let d = element.data;
+    match element.ty {
         MI_UTF8 | MI_UINT8 | MI_INT8 => String::from_utf8(d.to_vec()).ok(),
         MI_UTF16 | MI_UINT16 | MI_INT16 => {
             let units: Vec<u16> = d

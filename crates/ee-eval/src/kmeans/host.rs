@@ -53,8 +53,8 @@ impl<'a> Points<'a> {
         }
     }
 
-    fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+    fn row(&self, index: usize) -> &[f32] {
+        &self.data[index * self.dim..(index + 1) * self.dim]
     }
 
     fn gather(&self, rows: &[usize]) -> Vec<f32> {
@@ -62,9 +62,9 @@ impl<'a> Points<'a> {
     }
 
     /// `[k, dim]` f64 sums of the points of every cluster.
-    fn cluster_sums(&self, clusters: &[usize], k: usize) -> Vec<f64> {
+    fn cluster_sums(&self, clusters: &[usize], cluster_count: usize) -> Vec<f64> {
         let dim = self.dim;
-        let mut sums = vec![0f64; k * dim];
+        let mut sums = vec![0f64; cluster_count * dim];
         for (i, &c) in clusters.iter().enumerate() {
             for (sum, &v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(self.row(i)) {
                 *sum += v as f64;
@@ -108,18 +108,21 @@ pub(crate) fn kmeans<R: Rng>(
 fn update_nearest(points: &Points<'_>, centroids: &[usize], nearest: &mut [f32]) {
     let c_data = points.gather(centroids);
     let c_sq: Vec<f32> = centroids.iter().map(|&c| points.sq[c]).collect();
-    let m = centroids.len();
+    let centroid_values = centroids.len();
     nearest
         .par_chunks_mut(ROWS)
         .enumerate()
         .for_each_init(Vec::new, |tile, (t, out)| {
             let start = t * ROWS;
-            tile.resize(out.len() * m, 0.0);
+            tile.resize(out.len() * centroid_values, 0.0);
             let rows = &points.data[start * points.dim..(start + out.len()) * points.dim];
-            dot_tile(tile, rows, out.len(), &c_data, m, points.dim);
+            dot_tile(tile, rows, out.len(), &c_data, centroid_values, points.dim);
             for (r, slot) in out.iter_mut().enumerate() {
                 let x_sq = points.sq[start + r];
-                for (c, &dot) in tile[r * m..(r + 1) * m].iter().enumerate() {
+                for (c, &dot) in tile[r * centroid_values..(r + 1) * centroid_values]
+                    .iter()
+                    .enumerate()
+                {
                     let distance = ((x_sq + c_sq[c]) - 2.0 * dot).max(0.0);
                     if distance < *slot {
                         *slot = distance;
@@ -144,29 +147,29 @@ fn cumulative(weights: &[f32]) -> Vec<f64> {
 }
 
 /// k-means++ seeds: `k` distinct point indices (see the module docs).
-pub(crate) fn seed<R: Rng>(points: &Points<'_>, k: usize, rng: &mut R) -> Vec<usize> {
-    let n = points.n;
-    let first = rng.random_range(0..n);
+pub(crate) fn seed<R: Rng>(points: &Points<'_>, cluster_count: usize, rng: &mut R) -> Vec<usize> {
+    let rows = points.n;
+    let first = rng.random_range(0..rows);
     let mut chosen = vec![first];
-    let mut is_chosen = vec![false; n];
+    let mut is_chosen = vec![false; rows];
     is_chosen[first] = true;
-    let mut nearest = vec![f32::INFINITY; n];
+    let mut nearest = vec![f32::INFINITY; rows];
     update_nearest(points, &chosen, &mut nearest);
     let mut sums = cumulative(&nearest);
     let mut pending: Vec<usize> = Vec::new();
     let mut rejected = 0usize;
-    while chosen.len() < k {
+    while chosen.len() < cluster_count {
         let total = *sums.last().expect("n >= 1");
         if total <= 0.0 && pending.is_empty() {
             // Every point coincides with a centroid: any unused point will do.
-            let unused: Vec<usize> = (0..n).filter(|&i| !is_chosen[i]).collect();
+            let unused: Vec<usize> = (0..rows).filter(|&i| !is_chosen[i]).collect();
             let pick = unused[rng.random_range(0..unused.len())];
             is_chosen[pick] = true;
             chosen.push(pick);
             pending.push(pick);
         } else if total > 0.0 {
             let target = rng.random::<f64>() * total;
-            let i = sums.partition_point(|&s| s <= target).min(n - 1);
+            let i = sums.partition_point(|&s| s <= target).min(rows - 1);
             let stale = nearest[i];
             if stale > 0.0 && !is_chosen[i] {
                 let x_sq = points.sq[i];
@@ -202,7 +205,7 @@ pub(crate) fn seed<R: Rng>(points: &Points<'_>, k: usize, rng: &mut R) -> Vec<us
 }
 
 /// Nearest centroid of every point: (cluster, squared distance); ties to the lower cluster.
-fn assign(points: &Points<'_>, centroids: &[f32], k: usize) -> (Vec<usize>, Vec<f32>) {
+fn assign(points: &Points<'_>, centroids: &[f32], cluster_count: usize) -> (Vec<usize>, Vec<f32>) {
     let dim = points.dim;
     let c_sq = squared_norms_f32(centroids, dim);
     let mut clusters = vec![0usize; points.n];
@@ -217,8 +220,8 @@ fn assign(points: &Points<'_>, centroids: &[f32], k: usize) -> (Vec<usize>, Vec<
             let block = &points.data[start * dim..(start + rows) * dim];
             let mut best = vec![(f32::INFINITY, 0usize); rows];
             let mut c0 = 0;
-            while c0 < k {
-                let c1 = (c0 + COLS).min(k);
+            while c0 < cluster_count {
+                let c1 = (c0 + COLS).min(cluster_count);
                 let width = c1 - c0;
                 tile.resize(rows * width, 0.0);
                 dot_tile(

@@ -124,9 +124,9 @@ impl KMeansConfig {
 
     /// The algorithm that runs for `n` points and `k` clusters, with its restarts and its
     /// iteration limit.
-    pub fn plan_for(&self, n: usize, k: usize) -> (KMeansAlgorithm, usize, usize) {
+    pub fn plan_for(&self, rows: usize, cluster_count: usize) -> (KMeansAlgorithm, usize, usize) {
         match self.algorithm {
-            KMeansAlgorithm::Auto if n.saturating_mul(k) > self.large_above => (
+            KMeansAlgorithm::Auto if rows.saturating_mul(cluster_count) > self.large_above => (
                 KMeansAlgorithm::Lloyd,
                 self.large_n_init,
                 self.large_max_iter,
@@ -168,8 +168,8 @@ pub fn kmeans<B: Backend, R: Rng>(
 ) -> crate::Result<KMeansResult> {
     config.check()?;
     check_finite("k-means input", &x)?;
-    let n = x.dims()[0];
-    if k == 0 || k > n {
+    let rows = x.dims()[0];
+    if k == 0 || k > rows {
         return Err(EvalError::InvalidConfig {
             field: "k (clusters)",
             value: k.to_string(),
@@ -177,7 +177,7 @@ pub fn kmeans<B: Backend, R: Rng>(
         });
     }
     let point_sq = read_f32(squared_norms("k-means input", &x)?);
-    let (algorithm, restarts, max_iter) = config.plan_for(n, k);
+    let (algorithm, restarts, max_iter) = config.plan_for(rows, k);
     if algorithm == KMeansAlgorithm::MiniBatch
         || config.engine.resolve::<B>(&x.device()) == Engine::Host
     {
@@ -219,8 +219,8 @@ pub(crate) fn farthest_first(dists: &[f32]) -> Vec<usize> {
 }
 
 /// How many points each of the `k` clusters holds.
-pub(crate) fn cluster_sizes(clusters: &[usize], k: usize) -> Vec<usize> {
-    let mut counts = vec![0usize; k];
+pub(crate) fn cluster_sizes(clusters: &[usize], cluster_count: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; cluster_count];
     for &cluster in clusters {
         counts[cluster] += 1;
     }

@@ -20,17 +20,17 @@ pub(crate) struct TensorPoints<B: Backend> {
 
 impl<B: Backend> TensorPoints<B> {
     /// `point_sq` holds the squared norm of every row of `x`.
-    pub(crate) fn new(x: Tensor<B, 2>, point_sq: Vec<f32>, chunk_size: usize) -> Self {
+    pub(crate) fn new(points: Tensor<B, 2>, point_sq: Vec<f32>, chunk_size: usize) -> Self {
         Self {
-            x,
+            x: points,
             point_sq,
             chunk_size,
         }
     }
 
     /// k-means++ seeds of `k` clusters, as centroids.
-    pub(crate) fn seed<R: Rng>(&self, k: usize, rng: &mut R) -> Tensor<B, 2> {
-        let seeds = self.kmeans_plus_plus(k, rng);
+    pub(crate) fn seed<R: Rng>(&self, cluster_count: usize, rng: &mut R) -> Tensor<B, 2> {
+        let seeds = self.kmeans_plus_plus(cluster_count, rng);
         self.x
             .clone()
             .select(0, index_tensor::<B>(&seeds, &self.x.device()))
@@ -54,11 +54,11 @@ impl<B: Backend> TensorPoints<B> {
             .collect()
     }
 
-    fn kmeans_plus_plus<R: Rng>(&self, k: usize, rng: &mut R) -> Vec<usize> {
-        let n = self.x.dims()[0];
-        let mut chosen = vec![rng.random_range(0..n)];
+    fn kmeans_plus_plus<R: Rng>(&self, cluster_count: usize, rng: &mut R) -> Vec<usize> {
+        let rows = self.x.dims()[0];
+        let mut chosen = vec![rng.random_range(0..rows)];
         let mut nearest = self.distances_to_point(chosen[0]);
-        while chosen.len() < k {
+        while chosen.len() < cluster_count {
             let total: f64 = nearest.iter().map(|&d| d as f64).sum();
             let next = if total > 0.0 {
                 let target = rng.random::<f64>() * total;
@@ -75,7 +75,7 @@ impl<B: Backend> TensorPoints<B> {
                 pick.unwrap_or_else(|| nearest.iter().rposition(|&d| d > 0.0).expect("total > 0"))
             } else {
                 // Every point coincides with a centroid: any unused point will do.
-                let unused: Vec<usize> = (0..n).filter(|i| !chosen.contains(i)).collect();
+                let unused: Vec<usize> = (0..rows).filter(|i| !chosen.contains(i)).collect();
                 unused[rng.random_range(0..unused.len())]
             };
             chosen.push(next);
@@ -98,9 +98,13 @@ impl<B: Backend> LloydSteps for TensorPoints<B> {
 
     fn assign(&self, centroids: &Tensor<B, 2>) -> (Vec<usize>, Vec<f32>) {
         let [n, dim] = self.x.dims();
-        let k = centroids.dims()[0];
-        // [1, k]
-        let centroid_sq = centroids.clone().powi_scalar(2).sum_dim(1).reshape([1, k]);
+        let cluster_count = centroids.dims()[0];
+        // [1, cluster_count]
+        let centroid_sq = centroids
+            .clone()
+            .powi_scalar(2)
+            .sum_dim(1)
+            .reshape([1, cluster_count]);
         let centroids_t = centroids.clone().transpose();
         let mut clusters = Vec::with_capacity(n);
         let mut dists = Vec::with_capacity(n);
@@ -108,7 +112,7 @@ impl<B: Backend> LloydSteps for TensorPoints<B> {
         while start < n {
             let end = (start + self.chunk_size).min(n);
             let chunk = self.x.clone().slice([start..end, 0..dim]);
-            // [c, k]: |c|^2 - 2 x.c  (|x|^2 is the same for every centroid)
+            // [c, cluster_count]: |c|^2 - 2 x.c  (|x|^2 is the same for every centroid)
             let partial = centroid_sq.clone() - chunk.matmul(centroids_t.clone()).mul_scalar(2.0);
             let (values, indices) = partial.min_dim_with_indices(1);
             let values = read_f32(values);

@@ -62,12 +62,12 @@ struct Candidates {
 }
 
 impl Candidates {
-    fn new(k: usize, slack: f64) -> Self {
+    fn new(neighbours: usize, slack: f64) -> Self {
         Self {
-            k,
+            k: neighbours,
             slack,
             limit: f32::INFINITY,
-            cap: 2 * k + 32,
+            cap: 2 * neighbours + 32,
             entries: Vec::new(),
         }
     }
@@ -92,13 +92,13 @@ impl Candidates {
     /// Lowers the limit to the k-th smallest screening distance + slack and drops what is
     /// above it; grows the list when near-ties keep it full.
     fn shrink(&mut self) {
-        let k = self.k;
-        if k == 0 || self.entries.len() < k {
+        let neighbours = self.k;
+        if neighbours == 0 || self.entries.len() < neighbours {
             return;
         }
         let (_, kth, _) = self
             .entries
-            .select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
+            .select_nth_unstable_by(neighbours - 1, |a, b| a.0.total_cmp(&b.0));
         self.limit = round_up(kth.0 as f64 + self.slack).min(self.limit);
         let limit = self.limit;
         self.entries.retain(|e| e.0 <= limit);
@@ -125,9 +125,9 @@ impl Candidates {
 }
 
 /// The smallest f32 at or above `x`.
-fn round_up(x: f64) -> f32 {
-    let rounded = x as f32;
-    if (rounded as f64) < x {
+fn round_up(value: f64) -> f32 {
+    let rounded = value as f32;
+    if (rounded as f64) < value {
         rounded.next_up()
     } else {
         rounded
@@ -192,8 +192,8 @@ impl<'a> HostScreening<'a> {
         let max_gallery_sq = gallery_sq
             .iter()
             .fold(0.0f64, |max, &value| max.max(value as f64));
-        let n = queries.rows;
-        let list_bytes: usize = (0..n).map(|q| (2 * k_of(q) + 32) * 8).sum();
+        let rows = queries.rows;
+        let list_bytes: usize = (0..rows).map(|q| (2 * k_of(q) + 32) * 8).sum();
         let symmetric = exclude_self && list_bytes <= symmetric_memory;
         let mut engine = Self {
             screen: Screen {
@@ -212,16 +212,16 @@ impl<'a> HostScreening<'a> {
             k_of,
         };
         if symmetric {
-            engine.lists = (0..n).map(|q| engine.fresh(q)).collect();
+            engine.lists = (0..rows).map(|q| engine.fresh(q)).collect();
         }
         Ok(engine)
     }
 
     /// An empty list for query `q`.
-    fn fresh(&self, q: usize) -> Candidates {
+    fn fresh(&self, query: usize) -> Candidates {
         Candidates::new(
-            (self.k_of)(q),
-            2.0 * self.error_factor * (self.query_sq_exact[q] + self.max_gallery_sq),
+            (self.k_of)(query),
+            2.0 * self.error_factor * (self.query_sq_exact[query] + self.max_gallery_sq),
         )
     }
 }

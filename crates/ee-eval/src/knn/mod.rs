@@ -161,13 +161,13 @@ impl Neighbours {
     }
 
     /// The neighbours of query `q`, nearest first.
-    pub fn of(&self, q: usize) -> &[Neighbour] {
-        &self.neighbours[q * self.k..(q + 1) * self.k]
+    pub fn of(&self, query: usize) -> &[Neighbour] {
+        &self.neighbours[query * self.k..(query + 1) * self.k]
     }
 
     /// The gallery indices of query `q`'s neighbours, nearest first.
-    pub fn indices_of(&self, q: usize) -> Vec<usize> {
-        self.of(q).iter().map(|n| n.index as usize).collect()
+    pub fn indices_of(&self, query: usize) -> Vec<usize> {
+        self.of(query).iter().map(|n| n.index as usize).collect()
     }
 }
 
@@ -181,8 +181,8 @@ pub fn knn_self<B: Backend>(
 ) -> crate::Result<Neighbours> {
     config.check()?;
     crate::input::check_finite("embeddings", &embeddings)?;
-    let n = embeddings.dims()[0];
-    check_k(k, n.saturating_sub(1))?;
+    let rows = embeddings.dims()[0];
+    check_k(k, rows.saturating_sub(1))?;
     exact_neighbours(embeddings.clone(), embeddings, true, k, config)
 }
 
@@ -224,16 +224,19 @@ fn exact_neighbours<B: Backend>(
     })
 }
 
-pub(crate) fn check_k(k: usize, gallery: usize) -> crate::Result<()> {
-    if k == 0 {
+pub(crate) fn check_k(neighbours: usize, gallery: usize) -> crate::Result<()> {
+    if neighbours == 0 {
         return Err(EvalError::InvalidConfig {
             field: "k",
             value: "0".into(),
             rule: "must be at least 1",
         });
     }
-    if k > gallery {
-        return Err(EvalError::KTooLarge { k, gallery });
+    if neighbours > gallery {
+        return Err(EvalError::KTooLarge {
+            k: neighbours,
+            gallery,
+        });
     }
     Ok(())
 }

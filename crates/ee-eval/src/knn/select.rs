@@ -24,9 +24,9 @@ pub(crate) enum Ranking<'a> {
 }
 
 /// `sum_i (a_i - b_i)^2` in f64, summed in index order: the distance that ranks neighbours.
-pub fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
+pub fn squared_distance(left: &[f32], right: &[f32]) -> f64 {
+    left.iter()
+        .zip(right)
         .map(|(&x, &y)| {
             let d = x as f64 - y as f64;
             d * d
@@ -106,13 +106,13 @@ pub(crate) fn shortlist_row(
 
 /// Cuts `entries`, which hold at least the k smallest screening distances, to those within
 /// `slack` of the k-th smallest: the same shortlist as [`shortlist_row`] on the full row.
-pub(crate) fn shortlist_entries(entries: &mut Vec<(f32, u32)>, k: usize, slack: f64) {
-    if k == 0 {
+pub(crate) fn shortlist_entries(entries: &mut Vec<(f32, u32)>, neighbours: usize, slack: f64) {
+    if neighbours == 0 {
         entries.clear();
         return;
     }
-    debug_assert!(entries.len() >= k);
-    let (_, kth, _) = entries.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
+    debug_assert!(entries.len() >= neighbours);
+    let (_, kth, _) = entries.select_nth_unstable_by(neighbours - 1, |a, b| a.0.total_cmp(&b.0));
     let limit = kth.0 as f64 + slack;
     entries.retain(|e| (e.0 as f64) <= limit);
 }
@@ -203,17 +203,17 @@ fn rescore(
 }
 
 /// The tie rule: by `(distance, index)`.
-fn neighbour_order(a: &Neighbour, b: &Neighbour) -> std::cmp::Ordering {
-    a.distance
-        .total_cmp(&b.distance)
-        .then(a.index.cmp(&b.index))
+fn neighbour_order(left: &Neighbour, right: &Neighbour) -> std::cmp::Ordering {
+    left.distance
+        .total_cmp(&right.distance)
+        .then(left.index.cmp(&right.index))
 }
 
 /// Keeps the `k` nearest of `found`, sorted by `(distance, index)`: the tie rule.
-pub(crate) fn keep_nearest(found: &mut Vec<Neighbour>, k: usize) {
-    if found.len() > k {
-        found.select_nth_unstable_by(k - 1, neighbour_order);
-        found.truncate(k);
+pub(crate) fn keep_nearest(found: &mut Vec<Neighbour>, neighbours: usize) {
+    if found.len() > neighbours {
+        found.select_nth_unstable_by(neighbours - 1, neighbour_order);
+        found.truncate(neighbours);
     }
     found.sort_unstable_by(neighbour_order);
 }

@@ -148,10 +148,17 @@ impl MaxPool2dCeil {
             Ok(pooled) => return pooled,
             Err(input) => input,
         };
-        let k = self.kernel_size;
-        let s = self.stride;
-        let p = self.padding;
-        let pooled = max_pool2d(input, [k, k], [s, s], [p, p], [1, 1], self.ceil_mode);
+        let kernel = self.kernel_size;
+        let stride = self.stride;
+        let padding = self.padding;
+        let pooled = max_pool2d(
+            input,
+            [kernel, kernel],
+            [stride, stride],
+            [padding, padding],
+            [1, 1],
+            self.ceil_mode,
+        );
         let [batch, channels, got_h, got_w] = pooled.dims();
         if got_h == out_h && got_w == out_w {
             pooled

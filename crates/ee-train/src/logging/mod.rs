@@ -281,10 +281,14 @@ impl TrainLogger for TensorBoardLogger {
             self.scalar(&format!("{prefix}metric_epoch/R{}", r.k), r.recall, e.epoch)?;
         }
         if let Some(first) = report.recall_at_k.first().filter(|_| e.best_epoch > 0) {
-            let k = first.k;
-            self.scalar(&format!("{prefix}metric/R{k}/best"), e.best_recall, e.step)?;
+            let first_k = first.k;
             self.scalar(
-                &format!("{prefix}metric_epoch/R{k}/best"),
+                &format!("{prefix}metric/R{first_k}/best"),
+                e.best_recall,
+                e.step,
+            )?;
+            self.scalar(
+                &format!("{prefix}metric_epoch/R{first_k}/best"),
                 e.best_recall,
                 e.epoch,
             )?;
